@@ -1,0 +1,103 @@
+"""Console prompts in DeepFaceLab's style: a default in brackets, '?' prints the help.
+
+When standard input is not a terminal (CI, a headless server, a pipe) or
+`set_non_interactive(True)` was called, no prompt waits: the default is taken and echoed,
+so any run can be fully scripted.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence, TypeVar
+
+from colorama import Fore, Style, just_fix_windows_console
+
+just_fix_windows_console()
+T = TypeVar("T")
+_non_interactive = False
+
+
+def set_non_interactive(value: bool = True) -> None:
+    global _non_interactive
+    _non_interactive = value
+
+
+def is_interactive() -> bool:
+    return not _non_interactive and sys.stdin is not None and sys.stdin.isatty()
+
+
+def log_info(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def log_warn(msg: str) -> None:
+    print(f"{Fore.YELLOW}warning: {msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
+
+
+def log_err(msg: str) -> None:
+    print(f"{Fore.RED}error: {msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
+
+
+def _ask(prompt: str, default: T, parse: Callable[[str], T], help_text: str, shown: str) -> T:
+    """Ask until `parse` accepts the answer; empty answer = default, '?' = help."""
+    line = f"[{shown}] {prompt}" + (" ( ?:help )" if help_text else "") + " : "
+    if not is_interactive():
+        log_info(f"{line}{shown}")
+        return default
+    while True:
+        try:
+            answer = input(line).strip()
+        except EOFError:
+            log_info(str(shown))
+            return default
+        if answer == "":
+            return default
+        if answer == "?" and help_text:
+            log_info(f"{Fore.CYAN}{help_text}{Style.RESET_ALL}")
+            continue
+        try:
+            return parse(answer)
+        except ValueError as e:
+            log_warn(str(e) or f"'{answer}' is not a valid answer")
+
+
+def _in_range(value, lo, hi):
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{value} is out of range [{lo} .. {hi}]")
+    return value
+
+
+def input_int(prompt: str, default: int, valid_range: tuple[int | None, int | None] = (None, None),
+              help_text: str = "") -> int:
+    return _ask(prompt, default, lambda s: _in_range(int(s), *valid_range), help_text, str(default))
+
+
+def input_float(prompt: str, default: float, valid_range: tuple[float | None, float | None] = (None, None),
+                help_text: str = "") -> float:
+    return _ask(prompt, default, lambda s: _in_range(float(s), *valid_range), help_text, str(default))
+
+
+def parse_bool(s: str) -> bool:
+    s = str(s).strip().lower()
+    if s in ("y", "yes", "1", "true", "on"):
+        return True
+    if s in ("n", "no", "0", "false", "off"):
+        return False
+    raise ValueError(f"'{s}' is not y/n")
+
+
+def input_bool(prompt: str, default: bool, help_text: str = "") -> bool:
+    return _ask(prompt, default, parse_bool, help_text, "y" if default else "n")
+
+
+def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: str = "") -> str:
+    lowered = {c.lower(): c for c in choices}
+
+    def parse(s: str) -> str:
+        if s.lower() not in lowered:
+            raise ValueError(f"'{s}' is not one of: {', '.join(choices)}")
+        return lowered[s.lower()]
+    return _ask(f"{prompt} ( {' / '.join(choices)} )", default, parse, help_text, default)
+
+
+def input_str(prompt: str, default: str, help_text: str = "") -> str:
+    return _ask(prompt, default, str, help_text, default)

@@ -1,0 +1,70 @@
+"""Process pools with a progress bar and a clean Ctrl-C.
+
+Workers ignore SIGINT so that only the parent handles it: on Ctrl-C the parent stops the
+pool and re-raises, and because every write is atomic nothing is left half-written.
+Each worker builds its heavy state (models) once, in `initializer`.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from tqdm import tqdm
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    if initializer:
+        initializer(*initargs)
+
+
+def run_pool(func: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
+             initializer: Callable | None = None, initargs: tuple = (),
+             desc: str = "", total: int | None = None,
+             weight: Callable[[Any], int] = lambda r: 1) -> Iterator[Any]:
+    """Yield func(job) for every job, in completion order, updating one progress bar.
+
+    `total` and `weight(result)` let a job count for several items on the bar (a chunk of
+    frames). With `workers <= 1` everything runs in this process (easier to debug).
+    """
+    bar = tqdm(total=total if total is not None else len(jobs), desc=desc, unit="frame",
+               dynamic_ncols=True, smoothing=0.1)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            if initializer:
+                initializer(*initargs)
+            for job in jobs:
+                result = func(job)
+                bar.update(weight(result))
+                yield result
+            return
+        ctx = mp.get_context("spawn")
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(initializer, initargs))
+        try:
+            for result in pool.imap_unordered(func, jobs):
+                bar.update(weight(result))
+                yield result
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    finally:
+        bar.close()
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

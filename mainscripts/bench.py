@@ -1,0 +1,84 @@
+"""`bench`: measured throughput of pipeline stages, printed as medians and ratios.
+
+Speed is never asserted in tests; it is measured here on demand. `bench extract` times
+the real `extract` command (worker start-up included) on frames decoded from a sample
+clip and breaks the time down per stage. Later issues add `bench train` and `bench merge`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+
+from core import interact
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("bench", parents=[parent], help="measure pipeline throughput")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    e = bsub.add_parser("extract", help="frames/s of face extraction, per stage")
+    e.add_argument("--clip", default="WolfgangLanger_Pexels.mp4",
+                   help="a video file, or the name of a sample clip (default: the 640x360 sample)")
+    e.add_argument("--face-type", default="whole_face")
+    e.add_argument("--image-size", type=int, default=256)
+    e.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")
+    e.add_argument("--workers", type=int, default=0, help="0 = one per CPU core")
+    e.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
+    e.set_defaults(func=bench_extract)
+
+
+def _clip_path(clip: str) -> Path:
+    from core.sample_media import SOURCES, sample_path
+    if any(clip in s.files for s in SOURCES):
+        return sample_path(clip)
+    return Path(clip)
+
+
+def bench_extract(args: argparse.Namespace) -> int:
+    from core.facelib.face_type import face_type_from_str
+    from core.video import extract_video, probe
+    from core.workers import default_workers
+    from mainscripts.extractor import extract
+    import time
+
+    clip = _clip_path(args.clip)
+    info = probe(clip)
+    workers = args.workers or default_workers()
+    with tempfile.TemporaryDirectory(prefix="visage_bench_") as tmp:
+        frames_dir = Path(tmp) / "frames"
+        t0 = time.perf_counter()
+        extract_video(clip, frames_dir, "png", 0)
+        t_video = time.perf_counter() - t0
+        frames = sorted(frames_dir.glob("*.png"))
+        if args.frames:
+            for extra in frames[args.frames:]:
+                extra.unlink()
+            frames = frames[:args.frames]
+        runs = []
+        for i in range(max(1, args.repeats)):
+            report = extract(frames_dir, Path(tmp) / f"aligned_{i}", face_type=face_type_from_str(args.face_type),
+                             image_size=args.image_size, jpeg_quality=90, workers=workers)
+            runs.append(report)
+    n = len(frames)
+    fps = [r.frames / r.seconds for r in runs]
+    best = runs[fps.index(statistics.median(fps))] if len(fps) % 2 else runs[0]
+    interact.log_info("")
+    interact.log_info(f"bench extract: {clip.name} {info.width}x{info.height}, {n} frames -> "
+                      f"{args.face_type} {args.image_size}px, {workers} worker(s)")
+    interact.log_info(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    interact.log_info(f"  video -> png frames : {n / t_video:7.1f} frames/s ({t_video:.2f} s)")
+    interact.log_info(f"  extract end to end  : {statistics.median(fps):7.1f} frames/s median of "
+                      f"{len(fps)} ({', '.join(f'{f:.1f}' for f in fps)}), worker start-up included")
+    interact.log_info(f"  faces per frame     : {best.faces / max(best.frames, 1):.2f}")
+    total = sum(best.stage_seconds.values())
+    interact.log_info("  stage (per frame, one worker's CPU time):")
+    for stage in ("decode", "detect", "landmarks", "warp", "encode", "write"):
+        sec = best.stage_seconds.get(stage, 0.0)
+        interact.log_info(f"    {stage:<10} {1000 * sec / max(best.frames, 1):6.2f} ms  {100 * sec / max(total, 1e-9):5.1f} %")
+    interact.log_info(f"  stage sum {1000 * total / max(best.frames, 1):.2f} ms/frame/worker -> "
+                      f"ideal {workers * best.frames / max(total, 1e-9):.1f} frames/s; end-to-end reaches "
+                      f"{100 * statistics.median(fps) / (workers * best.frames / max(total, 1e-9)):.0f} % of it")
+    return 0

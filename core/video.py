@@ -1,13 +1,10 @@
 """ffmpeg wrappers: probe, frame extraction, cutting, denoising and encoding.
 
-The `build_*` functions are pure: they return ffmpeg argument lists (no binary, no I/O) so
-the exact command lines are unit-tested. `run_ffmpeg` executes one with a progress bar fed
-from `-progress pipe:1` and turns any failure into one VisageError line. Every output is
-written under a `.tmp_` name in its destination folder and renamed only when complete, so a
-failure or Ctrl-C never leaves a half-written video or frame behind.
-
-Works with the ffmpeg binary shipped by imageio-ffmpeg (ffmpeg >= 5.1 for `-fps_mode`);
-ffprobe is used when present but never required.
+`build_*` functions are pure (argument lists, no I/O) so the exact command lines are unit-tested;
+`run_ffmpeg` runs one with a progress bar fed by `-progress pipe:1` and turns any failure into one
+VisageError line. Outputs are written under a `.tmp_` name beside the target and renamed when
+complete, so a failure or Ctrl-C never leaves a half-written video or frame. Needs ffmpeg >= 5.1
+(imageio-ffmpeg ships one); ffprobe is used when on PATH but never required.
 """
 from __future__ import annotations
 
@@ -80,6 +77,8 @@ def rate_arg(fps: float) -> str:
     """fps as the exact rational ffmpeg wants: 23.976/23.98 -> '24000/1001', 25.0 -> '25'."""
     if fps <= 0:
         raise VisageError(f"frame rate must be positive, got {fps}")
+    if float(fps).is_integer():
+        return str(int(fps))
     ntsc = round(fps * 1.001)
     if abs(ntsc * 1000 / 1001 - fps) < 0.006 and abs(ntsc - fps) > 0.006:
         return f"{ntsc * 1000}/1001"
@@ -103,23 +102,7 @@ def parse_time(value: str | float) -> float:
             raise ValueError
     except ValueError:
         raise VisageError(f"'{value}' is not a time: use HH:MM:SS.mmm or seconds") from None
-    seconds = 0.0
-    for p in parts:
-        seconds = seconds * 60 + p
-    return seconds
-
-
-def _split_top(text: str) -> list[str]:
-    """Split an ffmpeg stream description on ', ' outside parentheses."""
-    out, depth, cur = [], 0, ""
-    for i, ch in enumerate(text):
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0 and text[i + 1:i + 2] == " ":
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    return out + [cur.strip()] if cur.strip() else out
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
 
 
 def _finish(info: VideoInfo, avg: float, nominal: float, rotation: float) -> VideoInfo:
@@ -182,7 +165,7 @@ def parse_ffmpeg_info(text: str, path: str = "") -> VideoInfo:
                 info.audio_codec = info.audio_codec or desc.split()[0].rstrip(",")
             elif kind == "Video" and info.video_codec is None and "(attached pic)" not in desc:
                 in_video = True
-                tokens = _split_top(desc)
+                tokens = re.split(r", (?![^()]*\))", desc)   # ', ' outside parentheses
                 info.video_codec = tokens[0].split()[0]
                 for tok in tokens[1:]:
                     if (size := re.match(r"(\d+)x(\d+)", tok)) and not info.width:
@@ -282,21 +265,6 @@ def build_encode_args(output_file: str, frame_suffix: str, fps: float, audio_fro
 
 
 # ----------------------------------------------------------------------------- runners
-def _feeder(pipe, files: list[Path], errors: list[BaseException]) -> None:
-    try:
-        for f in files:
-            pipe.write(f.read_bytes())
-    except BrokenPipeError:
-        pass                                # ffmpeg stopped; its own error is reported
-    except OSError as e:
-        errors.append(e)
-    finally:
-        try:
-            pipe.close()
-        except OSError:
-            pass
-
-
 def run_ffmpeg(args: list[str], what: str, total: int | None = None, desc: str | None = None,
                feed: list[Path] | None = None) -> dict[str, str]:
     """Run ffmpeg with `args`; progress from `-progress pipe:1`; any failure -> one VisageError line.
@@ -309,15 +277,26 @@ def run_ffmpeg(args: list[str], what: str, total: int | None = None, desc: str |
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err_tail: collections.deque[str] = collections.deque(maxlen=20)
-    feed_errors: list[BaseException] = []
+    feed_errors: list[OSError] = []
+
+    def feeder() -> None:
+        try:
+            for f in feed:
+                proc.stdin.write(f.read_bytes())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass                            # ffmpeg stopped early; its own error is reported
+        except OSError as e:
+            feed_errors.append(e)
+            proc.kill()
     threads = [threading.Thread(target=lambda: err_tail.extend(
         ln.decode("utf-8", "replace").rstrip() for ln in proc.stderr), daemon=True)]
     if feed is not None:
-        threads.append(threading.Thread(target=_feeder, args=(proc.stdin, feed, feed_errors), daemon=True))
+        threads.append(threading.Thread(target=feeder, daemon=True))
     for t in threads:
         t.start()
     state: dict[str, str] = {}
-    bar = tqdm(total=total, desc=desc, unit="frame", disable=desc is None, dynamic_ncols=True)
+    bar = tqdm(total=total or None, desc=desc, unit="frame", disable=desc is None, dynamic_ncols=True)
     try:
         for raw in proc.stdout:
             key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
@@ -336,8 +315,11 @@ def run_ffmpeg(args: list[str], what: str, total: int | None = None, desc: str |
             t.join(timeout=5)
     if feed_errors:
         raise VisageError(f"could not read a frame while {what}: {feed_errors[0]}")
+    if proc.returncode in (255, -2):        # ffmpeg's exit after Ctrl-C / SIGINT
+        raise KeyboardInterrupt
     if proc.returncode != 0:
-        raise VisageError(f"ffmpeg failed while {what}: {error_reason(err_tail)}")
+        reason = error_reason(err_tail) if err_tail else f"exit code {proc.returncode}"
+        raise VisageError(f"ffmpeg failed while {what}: {reason}")
     state["errors"] = "\n".join(err_tail)
     return state
 
@@ -426,6 +408,8 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
     if end <= start:
         raise VisageError(f"end time {to_time} must be after start time {from_time}")
     info = probe(src, count=False)
+    if info.duration and start >= info.duration:
+        raise VisageError(f"start time {from_time} is past the end of {src.name} ({info.duration:.2f} s)")
     track: int | None = audio_track_id if info.audio_tracks else None
     if track is not None and not 0 <= track < info.audio_tracks:
         raise VisageError(f"{src.name} has {info.audio_tracks} audio track(s); "
@@ -476,8 +460,9 @@ def video_from_sequence(input_dir: str | os.PathLike, output_file: str | os.Path
                         reference_file: str | os.PathLike | None = None, ext: str = "png",
                         fps: float | None = None, bitrate: float = 16, include_audio: bool = True,
                         lossless: bool = False, metadata: dict[str, str] | None = None) -> Path:
-    """Frames (natural order) -> video. fps: explicit `fps`, else the reference's, else 25.
-    Audio comes from the reference when asked and present; otherwise a warning, video still written."""
+    """Frames (natural order) -> video. fps: explicit `fps`, else the reference's, else 25. Audio comes
+    from the reference when asked and present (never trimmed: every frame is kept); a reference without
+    audio gives a warning and the video is still written."""
     from core import interact
     ext = ext.lower().lstrip(".")
     files = _frames(input_dir, (f".{ext}",) + ((".jpeg",) if ext == "jpg" else ()))

@@ -13,7 +13,7 @@ from pathlib import Path
 BOOL = argparse.BooleanOptionalAction
 
 
-def register(subparsers, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: "argparse._SubParsersAction", parent: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("videoed", help="video tools: extract-video, cut-video, "
                               "denoise-image-sequence, video-from-sequence")
     sub = p.add_subparsers(dest="videoed_command", required=True, metavar="TOOL")

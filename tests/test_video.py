@@ -1,6 +1,7 @@
 """core/video.py: pure command builders and parsers, then real runs on the sample clips."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -87,6 +88,18 @@ def test_parse_ffprobe_json():
     assert (info.width, info.height, info.video_codec, info.audio_codec) == (360, 640, "h264", "mp3")
     assert info.fps == pytest.approx(30000 / 1001) and info.frame_count == 73
     assert info.tags == {"visage_synthetic": "1"} and info.has_audio
+
+
+def test_probe_uses_ffprobe_when_on_path(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "ffprobe"
+    fake.parent.mkdir()
+    payload = '{"format": {"duration": "2.0"}, "streams": [{"codec_type": "video", "codec_name": "vp9", ' \
+              '"width": 320, "height": 240, "avg_frame_rate": "25/1", "r_frame_rate": "25/1"}]}'
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{payload}\nEOF\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    info = video.probe(sample_path("single_face.mp4"), count=False)
+    assert (info.video_codec, info.width, info.fps, info.frame_count, info.has_audio) == ("vp9", 320, 25.0, 50, False)
 
 
 @pytest.mark.parametrize("fps, expected", [(25, "25"), (23.976, "24000/1001"), (23.98, "24000/1001"),
@@ -200,6 +213,8 @@ def test_cut_video(work):
     assert not list(work.glob(".tmp_*"))
     with pytest.raises(VisageError, match="must be after"):
         video.cut_video(work / "WolfgangLanger_Pexels.mp4", "3", "1")
+    with pytest.raises(VisageError, match="past the end"):
+        video.cut_video(work / "WolfgangLanger_Pexels.mp4", "30", "40")
     with pytest.raises(VisageError, match="audio track id must be 0..0"):
         video.cut_video(work / "WolfgangLanger_Pexels.mp4", "0", "1", audio_track_id=2)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.facelib.model_registry import model_path
+from core.facelib.model_registry import load_interpreter
 
 INPUT = 192
 GRID = 48
@@ -72,9 +72,7 @@ class FaceDetector:
     """One interpreter per process; call `detect(frame_bgr)`."""
 
     def __init__(self, threads: int = 1, score_threshold: float = SCORE_THRESHOLD):
-        from ai_edge_litert.interpreter import Interpreter
-        self.interp = Interpreter(model_path=str(model_path("face_detector")), num_threads=threads)
-        self.interp.allocate_tensors()
+        self.interp = load_interpreter("face_detector", threads)
         self.input_index = self.interp.get_input_details()[0]["index"]
         outs = sorted(self.interp.get_output_details(), key=lambda d: d["shape"][-1])
         self.score_index, self.reg_index = outs[0]["index"], outs[1]["index"]

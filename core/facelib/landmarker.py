@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from core.facelib.detector import Detection
-from core.facelib.model_registry import model_path
+from core.facelib.model_registry import load_interpreter
 
 INPUT = 192
 ROI_SCALE = 1.5
@@ -61,9 +61,7 @@ class FaceLandmarker:
     """One interpreter per process; `from_detection(frame, det)` returns landmarks or None."""
 
     def __init__(self, threads: int = 1, passes: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-        self.interp = Interpreter(model_path=str(model_path("face_mesh")), num_threads=threads)
-        self.interp.allocate_tensors()
+        self.interp = load_interpreter("face_mesh", threads)
         self.input_index = self.interp.get_input_details()[0]["index"]
         outs = sorted(self.interp.get_output_details(), key=lambda d: d["shape"][-1])
         self.presence_index, self.mesh_index = outs[0]["index"], outs[1]["index"]

@@ -53,3 +53,26 @@ def model_path(key: str, verify: bool = True) -> Path:
     if verify and hashlib.sha256(path.read_bytes()).hexdigest() != m.sha256:
         raise VisageError(f"{path} does not match its pinned checksum; reinstall '{m.pip_name}'")
     return path
+
+
+def load_interpreter(key: str, threads: int = 1):
+    """A ready ai-edge-litert interpreter for a registered model.
+
+    LiteRT prints an INFO line on stderr when it creates its CPU delegate, whatever the log
+    level; file descriptor 2 is muted just for the construction so progress bars stay clean.
+    """
+    import os
+    import sys
+    from ai_edge_litert.interpreter import Interpreter
+    path = str(model_path(key))
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            interp = Interpreter(model_path=path, num_threads=threads)
+            interp.allocate_tensors()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return interp

@@ -129,11 +129,11 @@ class FaceDetector:
             found = self._tiled(img)
         if not found and rotations:
             h, w = img.shape[:2]
-            for code, back in ((cv2.ROTATE_90_CLOCKWISE, _from_rot90), (cv2.ROTATE_180, _from_rot180),
-                               (cv2.ROTATE_90_COUNTERCLOCKWISE, _from_rot270)):
-                found = [back(d, w, h) for d in self._run(cv2.rotate(img, code))]
-                if found:
-                    break
+            # keep the best view: sideways faces also score weakly, the upright view best
+            views = [[back(d, w, h) for d in self._run(cv2.rotate(img, code))]
+                     for code, back in ((cv2.ROTATE_90_CLOCKWISE, _from_rot90), (cv2.ROTATE_180, _from_rot180),
+                                        (cv2.ROTATE_90_COUNTERCLOCKWISE, _from_rot270))]
+            found = max(views, key=lambda v: max((d.score for d in v), default=0.0))
         return sorted(found, key=lambda d: -d.size)
 
 

@@ -22,6 +22,8 @@ INPUT = 192
 ROI_SCALE = 1.5
 PRESENCE_THRESHOLD = 0.5
 RIGHT_EYE, LEFT_EYE = 33, 263       # mesh indices of the outer eye corners
+MAX_PASSES = 4
+SETTLED_DEGREES = 3.0               # eye-line turn below which the crop counts as settled
 
 
 @lru_cache(maxsize=1)
@@ -92,11 +94,16 @@ class FaceLandmarker:
         return self.refine(img, centre, side, eye_vec)
 
     def refine(self, img: np.ndarray, centre: np.ndarray, side: float, eye_vec: np.ndarray) -> FaceLandmarks | None:
+        """Run the mesh `passes` times, each crop re-centred on the last result; keep going
+        (up to MAX_PASSES) while the eye line still turns, as when the start was far off."""
         mesh, presence = self._run(img, roi_affine(centre, side, eye_vec))
-        for _ in range(self.passes - 1):
-            if presence < PRESENCE_THRESHOLD:
+        for n in range(1, MAX_PASSES):
+            new_vec = mesh[LEFT_EYE] - mesh[RIGHT_EYE]
+            cross = eye_vec[0] * new_vec[1] - eye_vec[1] * new_vec[0]
+            turn = abs(np.degrees(np.arctan2(cross, np.dot(eye_vec, new_vec))))
+            if presence < PRESENCE_THRESHOLD or (n >= self.passes and turn < SETTLED_DEGREES):
                 break
-            eye_vec = mesh[LEFT_EYE] - mesh[RIGHT_EYE]
+            eye_vec = new_vec
             centre, side = roi_from_points(mesh, eye_vec)
             mesh, presence = self._run(img, roi_affine(centre, side, eye_vec))
         if presence < PRESENCE_THRESHOLD:

@@ -1,0 +1,84 @@
+"""Shared, session-scoped fixtures: decoded sample clips and one extraction of a real clip.
+
+Decoding and extraction are the slow parts of the face tests, so each clip is decoded to
+PNG frames once per session and the WolfgangLanger clip is extracted once and shared.
+The ffmpeg binary comes from imageio-ffmpeg (there is no system ffmpeg); core/video.py is
+deliberately not used here so that these fixtures do not depend on it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from core.sample_media import sample_path
+
+
+def decode_frames(video: Path, out: Path) -> None:
+    """Every frame of `video` as out/00000.png, 00001.png, ... (numbered from 0).
+
+    `-fps_mode passthrough` writes each decoded frame once: the default constant-rate
+    output duplicates frames of variable-rate clips (noface_face.mov would give 765 PNGs
+    instead of its 169 frames), which would shift every frame number quoted in the tests.
+    """
+    from imageio_ffmpeg import get_ffmpeg_exe
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(video), "-map", "0:v:0",
+           "-fps_mode", "passthrough", "-start_number", "0", str(out / "%05d.png")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not any(out.glob("*.png")):
+        raise RuntimeError(f"ffmpeg could not decode {video}: {proc.stderr.strip()[-500:]}")
+
+
+FramesFn = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def frames(tmp_path_factory) -> FramesFn:
+    """frames(name, every=1, count=0) -> folder of PNG frames of the sample clip `name`.
+
+    The clip is decoded once per session. `every`/`count` give a subsampled folder (every
+    n-th frame / the first `count` frames) whose files keep their original frame numbers,
+    so a test can still name the frame it is talking about.
+    """
+    cache: dict[tuple[str, int, int], Path] = {}
+
+    def get(name: str, every: int = 1, count: int = 0) -> Path:
+        full_key = (name, 1, 0)
+        if full_key not in cache:
+            folder = tmp_path_factory.mktemp(f"frames_{Path(name).stem}")
+            decode_frames(sample_path(name), folder)
+            cache[full_key] = folder
+        key = (name, every, count)
+        if key not in cache:
+            files = sorted(cache[full_key].glob("*.png"))
+            files = files[:count] if count else files
+            folder = tmp_path_factory.mktemp(f"frames_{Path(name).stem}_e{every}_n{count}")
+            for f in files[::every]:
+                os.link(f, folder / f.name)
+            cache[key] = folder
+        return cache[key]
+    return get
+
+
+@dataclass
+class Extraction:
+    frames_dir: Path
+    output_dir: Path
+    report: object          # mainscripts.extractor.ExtractReport
+    image_size: int
+
+
+@pytest.fixture(scope="session")
+def wolfgang_extraction(frames, tmp_path_factory) -> Extraction:
+    """WolfgangLanger_Pexels.mp4 (472 frames, one woman) extracted as whole_face at 128 px."""
+    from core.facelib.face_type import FaceType
+    from mainscripts.extractor import extract
+    src = frames("WolfgangLanger_Pexels.mp4")
+    out = tmp_path_factory.mktemp("wolfgang") / "aligned"
+    report = extract(src, out, face_type=FaceType.WHOLE_FACE, image_size=128, workers=2)
+    return Extraction(src, out, report, 128)

@@ -165,7 +165,8 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
         for res in run_pool(process_chunk, jobs, workers, init_worker, (1,), desc="Extracting", total=len(todo),
                             weight=lambda r: r.frames_written):
             for name, n in res.faces.items():
-                done[name] = n
+                if n >= 0:                    # unreadable frames are retried by the next run
+                    done[name] = n
                 report.frames += 1
                 if n < 0:
                     report.corrupt.append(name)

@@ -101,3 +101,25 @@ def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: s
 
 def input_str(prompt: str, default: str, help_text: str = "") -> str:
     return _ask(prompt, default, str, help_text, default)
+
+
+def input_in_time(message: str, seconds: float) -> bool:
+    """DeepFaceLab's 'Press enter in 2 seconds to override model settings': True if Enter came in time."""
+    if not is_interactive():
+        return False
+    log_info(message)
+    if sys.platform == "win32":
+        import msvcrt
+        import time
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if msvcrt.kbhit() and msvcrt.getwch() in "\r\n":
+                return True
+            time.sleep(0.05)
+        return False
+    import select
+    ready, _, _ = select.select([sys.stdin], [], [], seconds)
+    if ready:
+        sys.stdin.readline()
+        return True
+    return False

@@ -1,0 +1,84 @@
+"""Training preview: the key handling (a pure state machine) and the images it shows.
+
+The OpenCV window in trainer.py is a thin shell: it feeds keys to `handle_key` and shows
+`render_preview(...)`. With --no-preview the same image is written to the model folder.
+DeepFaceLab's keys: Enter save and exit, s save, b backup, p refresh, space next preview,
+l cycle the loss-graph range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+LOSS_RANGES = (0, 5000, 10000, 50000, 100000)        # 0 = all history
+PREVIEW_KINDS = ("faces", "masked")
+KEY_ENTER = (10, 13)
+
+
+@dataclass(frozen=True)
+class PreviewState:
+    kind: int = 0
+    loss_range: int = 0
+
+
+def handle_key(state: PreviewState, key: int) -> tuple[PreviewState, str | None]:
+    """(new state, action) for one key code; action is save_exit/save/backup/refresh or None."""
+    if key in KEY_ENTER:
+        return state, "save_exit"
+    ch = chr(key) if 0 <= key < 256 else ""
+    if ch == "s":
+        return state, "save"
+    if ch == "b":
+        return state, "backup"
+    if ch == "p":
+        return state, "refresh"
+    if ch == " ":
+        return replace(state, kind=(state.kind + 1) % len(PREVIEW_KINDS)), "refresh"
+    if ch == "l":
+        return replace(state, loss_range=(state.loss_range + 1) % len(LOSS_RANGES)), "refresh"
+    return state, None
+
+
+def loss_plot(history: list[list[float]], width: int, height: int = 120, last: int = 0) -> np.ndarray:
+    """src (blue) and dst (orange) loss over the last `last` iterations (0 = all), as a BGR image."""
+    img = np.full((height, width, 3), 24, np.uint8)
+    data = np.asarray(history[-last:] if last else history, np.float32).reshape(-1, 2)
+    if len(data) < 2:
+        return img
+    bins = min(width, len(data))
+    edges = np.linspace(0, len(data), bins + 1).astype(int)
+    cols = np.stack([data[a:b].mean(0) for a, b in zip(edges[:-1], edges[1:])])
+    top = float(np.percentile(cols, 99)) * 1.05 or 1.0
+    xs = np.linspace(0, width - 1, bins)
+    for ch, color in ((1, (0, 140, 255)), (0, (255, 160, 60))):
+        ys = height - 1 - np.clip(cols[:, ch] / top, 0, 1) * (height - 16)
+        cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32).reshape(-1, 1, 2)], False, color, 1, cv2.LINE_AA)
+    label = f"loss, {'all' if not last else f'last {last}'} iterations: src {data[-1, 0]:.4f} dst {data[-1, 1]:.4f}"
+    cv2.putText(img, label, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (230, 230, 230), 1, cv2.LINE_AA)
+    return img
+
+
+def face_grid(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray], kind: str) -> np.ndarray:
+    """Rows of [src, src->src, dst, dst->dst, src->dst]; 'masked' multiplies by the predicted masks."""
+    cols = [src, out["pred_src_src"], dst, out["pred_dst_dst"], out["pred_src_dst"]]
+    if kind == "masked":
+        masks = [out["pred_src_srcm"], out["pred_src_srcm"], out["pred_dst_dstm"], out["pred_dst_dstm"],
+                 out["pred_src_dstm"]]
+        cols = [c * m for c, m in zip(cols, masks)]
+    rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(len(src))]
+    grid = np.concatenate(rows, axis=0)
+    return (np.clip(grid, 0, 1) * 255).astype(np.uint8)
+
+
+def render_preview(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray], history: list[list[float]],
+                   state: PreviewState, title: str) -> np.ndarray:
+    """The full preview image: title bar, loss graph, then the face grid."""
+    grid = face_grid(src, dst, out, PREVIEW_KINDS[state.kind])
+    w = grid.shape[1]
+    bar = np.full((22, w, 3), 40, np.uint8)
+    cv2.putText(bar, f"{title}  [{PREVIEW_KINDS[state.kind]}]  Enter: save+exit  s: save  b: backup  "
+                     f"p: refresh  space: next  l: loss range", (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (230, 230, 230), 1, cv2.LINE_AA)
+    return np.concatenate([bar, loss_plot(history, w, last=LOSS_RANGES[state.loss_range]), grid], axis=0)

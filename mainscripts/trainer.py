@@ -1,0 +1,166 @@
+"""`train`: DeepFaceLab's trainer loop for Quick96 and SAEHD.
+
+Console line `[HH:MM:SS][#000123][0456ms][0.1234][0.2345]` (iteration, ms for it, src and
+dst loss); autosave every 25 minutes, at iteration 1 and on exit; autobackup every N hours;
+an OpenCV preview window with DeepFaceLab's keys, or with --no-preview the same preview and
+a loss plot written as images to the model folder. Ctrl-C saves and exits; a non-finite loss
+stops without saving, so the last good save stays.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from core import interact
+from core.errors import VisageError
+
+AUTOSAVE_MINUTES = 25
+PREVIEW_FILE_SECONDS = 60
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("train", parents=[parent], help="train a model (SAEHD, Quick96)")
+    p.add_argument("--training-data-src-dir", required=True, help="src aligned faces, e.g. workspace/data_src/aligned")
+    p.add_argument("--training-data-dst-dir", required=True, help="dst aligned faces")
+    p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
+    p.add_argument("--model", required=True, choices=["SAEHD", "Quick96"])
+    p.add_argument("--force-model-name", help="use (or create) this model without the picker")
+    p.add_argument("--no-preview", action="store_true", help="no window: write preview and loss images instead")
+    p.add_argument("--cpu-only", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--silent-start", action="store_true", help="ask nothing: saved options, flags, then defaults")
+    p.add_argument("--opt", action="append", metavar="NAME=VALUE", help="set an option, e.g. --opt resolution=96")
+    p.add_argument("--config", help="JSON file of option: value")
+    p.add_argument("--workers", type=int, default=0, help="sample worker processes per side (0 = auto)")
+    p.set_defaults(func=cli)
+
+
+def cli(args: argparse.Namespace) -> int:
+    from core.options import load_config, parse_opt_flags
+    from models import model_class
+    for d in (args.training_data_src_dir, args.training_data_dst_dir):
+        if not Path(d).is_dir():
+            raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
+    given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
+                                    Path(args.training_data_dst_dir), args.force_model_name, given,
+                                    args.silent_start, args.cpu_only, args.workers)
+    try:
+        interact.log_info(model.summary())
+        return train(model, window=not args.no_preview)
+    finally:
+        model.close()
+
+
+class Preview:
+    """Renders previews; shows them in a window or writes them to the model folder."""
+
+    def __init__(self, model, window: bool):
+        from mainscripts.train_preview import PreviewState
+        self.model, self.window, self.state = model, window, PreviewState()
+        self.src, self.dst = model.batches.preview_batch(4 if model.net["resolution"] >= 128 else 6)
+        self.title = f"{model.files.name}_{model.CLASS_NAME}"
+        if window:
+            import cv2
+            try:
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+            except cv2.error as e:
+                raise VisageError("cannot open the preview window (no display?); use --no-preview") from e
+
+    def image(self):
+        from mainscripts.train_preview import render_preview
+        out = self.model.preview_outputs(self.src, self.dst)
+        return render_preview(self.src, self.dst, out, self.model.loss_history, self.state,
+                              f"{self.title}  iter {self.model.iter}")
+
+    def refresh(self) -> None:
+        img = self.image()
+        if self.window:
+            import cv2
+            cv2.imshow(self.title, img)
+        else:
+            from core.fileio import write_image
+            from mainscripts.train_preview import loss_plot
+            write_image(self.model.files.path("preview.jpg"), img, 92)
+            write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300))
+
+    def history(self) -> None:
+        from core.fileio import write_image
+        write_image(self.model.files.path("history") / f"{self.model.iter:07d}.jpg", self.image(), 90)
+
+    def poll(self) -> str | None:
+        if not self.window:
+            return None
+        import cv2
+        from mainscripts.train_preview import handle_key
+        key = cv2.waitKey(1)
+        if key < 0:
+            return None
+        self.state, action = handle_key(self.state, key & 0xFF)
+        return action
+
+
+def status_line(it: int, ms: float, src: float, dst: float) -> str:
+    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]"
+
+
+def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES) -> int:
+    """Run until Enter/Ctrl-C/target iteration; returns the process exit code."""
+    from models.model_base import NonFiniteLoss
+    preview = Preview(model, window)
+    history_every = 10 * max(1, model.net["resolution"] // 64)
+    backup_seconds = model.options["autobackup_hour"] * 3600
+    last_save = last_backup = last_file_preview = time.monotonic()
+    started, waited0, last_print = time.monotonic(), model.batches.wait_seconds, 0.0
+    preview.refresh()
+    interact.log_info("Starting. Press Enter in the preview window (or Ctrl-C here) to save and stop.")
+    try:
+        while not model.reached_target():
+            t0 = time.perf_counter()
+            src, dst = model.train_iteration()
+            ms = (time.perf_counter() - t0) * 1000
+            line = status_line(model.iter, ms, src, dst)
+            now = time.monotonic()
+            end = "\n" if now - last_print > 60 or model.iter == 1 else ""
+            print("\r" + line, end=end, flush=True)
+            last_print = now if end else last_print
+            if model.iter == 1 or now - last_save > autosave_minutes * 60:
+                model.save()
+                last_save = now
+            if backup_seconds and now - last_backup > backup_seconds:
+                model.save()
+                model.backup()
+                last_backup = now
+            if model.options["write_preview_history"] and model.iter % history_every == 0:
+                preview.history()
+            if not window and now - last_file_preview > PREVIEW_FILE_SECONDS:
+                preview.refresh()
+                last_file_preview = now
+            action = preview.poll()
+            if action == "save_exit":
+                break
+            if action == "save":
+                model.save()
+            elif action == "backup":
+                model.save()
+                model.backup()
+            elif action == "refresh":
+                preview.refresh()
+        else:
+            print()
+            interact.log_info(f"Target iteration {model.options['target_iter']} reached.")
+    except NonFiniteLoss as e:
+        print()
+        interact.log_err(f"{e}; training stopped without saving, the last good save is kept")
+        return 1
+    except KeyboardInterrupt:
+        print()
+    total = time.monotonic() - started
+    share = (model.batches.wait_seconds - waited0) / total if total > 0 else 0.0
+    interact.log_info(f"Saving at iteration {model.iter} (waited for samples {100 * share:.1f} % of the time)")
+    model.save()
+    preview.refresh()
+    if window:
+        import cv2
+        cv2.destroyAllWindows()
+    return 0

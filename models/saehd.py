@@ -1,0 +1,173 @@
+"""SAEHD: DeepFaceLab's main model, with its options, defaults, ranges and losses.
+
+GAN, true face, style powers and pretrain come with a later issue and are not offered.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.errors import VisageError
+from core.options import Option
+from models.model_base import COMMON_OPTIONS, ModelBase
+
+FACE_TYPES = ("h", "mf", "f", "wf", "head")
+
+SAEHD_OPTIONS = (
+    Option("random_src_flip", bool, False, "Random horizontal flips of src faces: more angles covered, "
+           "but the face looks less like the real person (faces are not symmetric).", prompt="Flip SRC faces randomly"),
+    Option("random_dst_flip", bool, True, "Random horizontal flips of dst faces; makes src generalise better "
+           "when src flips are off.", prompt="Flip DST faces randomly"),
+    Option("batch_size", int, 4, "Faces per iteration. Bigger generalises better but needs more memory.",
+           prompt="Batch_size", lo=1, hi=256),
+    Option("resolution", int, 128, "Face resolution: 64-640, rounded to a multiple of 16 (32 for -d archis). "
+           "Higher is sharper and slower.", prompt="Resolution", lo=64, hi=640, locked=True),
+    Option("face_type", str, "f", "Half / mid-half / full / whole / head face. Whole face covers the forehead; "
+           "head the whole head.", prompt="Face type", choices=FACE_TYPES, locked=True),
+    Option("archi", str, "liae-ud", "df or liae, plus options: u (better likeness), d (double resolution at the "
+           "same cost), t (more src-like), c (cos activation). E.g. df-ud, liae-udt.",
+           prompt="AE architecture", locked=True),
+    Option("ae_dims", int, 256, "Autoencoder dimensions: all face information is packed into them.",
+           prompt="AutoEncoder dimensions", lo=32, hi=1024, locked=True),
+    Option("e_dims", int, 64, "Encoder dimensions: more recognises more facial features. Even numbers.",
+           prompt="Encoder dimensions", lo=16, hi=256, locked=True),
+    Option("d_dims", int, 64, "Decoder dimensions: more gives more detail. Even numbers.",
+           prompt="Decoder dimensions", lo=16, hi=256, locked=True),
+    Option("d_mask_dims", int, 22, "Mask decoder dimensions. Even numbers.", prompt="Decoder mask dimensions",
+           lo=16, hi=256, locked=True),
+    Option("masked_training", bool, True, "Train only inside the face mask (whole_face/head: the background is "
+           "ignored, so the face gets all the capacity).", prompt="Masked training"),
+    Option("eyes_mouth_prio", bool, False, "Weight eyes and mouth more: sharper eyes and teeth.",
+           prompt="Eyes and mouth priority"),
+    Option("uniform_yaw", bool, False, "Draw faces evenly over head turn angles, so profiles are learned as well "
+           "as frontal faces.", prompt="Uniform yaw distribution of samples"),
+    Option("blur_out_mask", bool, False, "Blur the area outside the mask in training targets, so the model "
+           "spends nothing on the background.", prompt="Blur out mask"),
+    Option("models_opt_on_gpu", bool, True, "Keep optimizer state on the GPU (faster) rather than the CPU "
+           "(more room for the model). No effect without a GPU.", prompt="Place models and optimizer on GPU"),
+    Option("adabelief", bool, True, "AdaBelief optimizer: better generalisation; off = RMSprop.",
+           prompt="Use AdaBelief optimizer?"),
+    Option("lr_dropout", str, "n", "Learning-rate dropout: use once the faces are sharp, for extra detail. "
+           "cpu = same, with its state on the CPU.", prompt="Use learning rate dropout", choices=("n", "y", "cpu")),
+    Option("random_warp", bool, True, "Random warps of the inputs so the model generalises; turn off late in "
+           "training for detail.", prompt="Enable random warp of samples"),
+    Option("random_hsv_power", float, 0.0, "Random hue/saturation/value shifts of src inputs (0..0.3), for "
+           "more stable colour in the result.", prompt="Random hue/saturation/light intensity", lo=0.0, hi=0.3),
+    Option("ct_mode", str, "none", "Colour transfer of src samples to random dst samples: none, rct, lct, mkl, "
+           "idt, sot.", prompt="Color transfer for src faceset", choices=("none", "rct", "lct", "mkl", "idt", "sot")),
+    Option("clipgrad", bool, False, "Gradient clipping (global norm 1.0): guards against model collapse at a "
+           "small speed cost.", prompt="Enable gradient clipping"),
+)
+
+LONG_FACE_TYPE = {"h": "half_face", "mf": "midfull_face", "f": "full_face", "wf": "whole_face", "head": "head"}
+
+
+class SAEHDModel(ModelBase):
+    CLASS_NAME = "SAEHD"
+    LEARNING_RATE = 5e-5
+
+    def model_options(self) -> list[Option]:
+        return list(SAEHD_OPTIONS)
+
+    def option_schema(self) -> list[Option]:
+        common = list(COMMON_OPTIONS)
+        return common[:3] + self.model_options() + common[3:]
+
+    # --- network ---------------------------------------------------------------------------
+    def network_settings(self) -> dict:
+        """Checked, snapped settings of the network (Quick96 overrides with fixed values)."""
+        from core.nn.archis import parse_archi
+        o = self.options
+        try:
+            kind, flags = parse_archi(o["archi"])
+        except ValueError as e:
+            raise VisageError(f"option archi: {e}") from None
+        step = 32 if ({"d", "t"} & set(flags)) else 16
+        res = max(step, int(round(o["resolution"] / step) * step))
+        o["resolution"] = res
+        for k in ("e_dims", "d_dims", "d_mask_dims"):
+            o[k] += o[k] % 2
+        return dict(archi=o["archi"], kind=kind, resolution=res, face_type=LONG_FACE_TYPE[o["face_type"]],
+                    ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
+                    lr=self.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
+                    opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
+
+    def build(self) -> None:
+        from core.nn import optimizers
+        from core.nn.archis import build_parts, trainable_parts
+        from core.nn.tf_backend import make_train_step, optimizer_device
+        s = self.net = self.network_settings()
+        self.parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
+        names = trainable_parts(s["kind"], self.options["random_warp"])
+        variables = [v for n in names for v in self.parts[n].trainable_variables]
+        opt_cls = optimizers.RMSprop if s["rmsprop"] else optimizers.AdaBelief
+        with optimizer_device(s["opt_on_cpu"]):
+            self.optimizer = opt_cls(learning_rate=s["lr"], lr_dropout=0.3 if s["lr_dropout"] else 1.0,
+                                     global_clipnorm=1.0 if self.options.get("clipgrad") else None)
+            self.optimizer.build(variables)
+        self._step = make_train_step(self.losses, self.optimizer, variables)
+
+    def optimizer_arrays(self) -> dict[str, np.ndarray]:
+        from core.nn.optimizers import optimizer_state
+        return optimizer_state(self.optimizer)
+
+    def load_optimizer_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        from core.nn.optimizers import load_optimizer_state
+        load_optimizer_state(self.optimizer, arrays)
+
+    # --- samples ---------------------------------------------------------------------------
+    def sample_config(self, side: str):
+        from core.facelib.face_type import face_type_from_str
+        from samplelib.sample_processor import SampleConfig
+        o, s = self.options, self.net
+        return SampleConfig(resolution=s["resolution"], face_type=face_type_from_str(s["face_type"]),
+                            random_warp=o.get("random_warp", True),
+                            random_flip=o.get(f"random_{side}_flip", False),
+                            ct_mode=None if side == "dst" or o.get("ct_mode", "none") == "none" else o["ct_mode"],
+                            random_hsv_power=o.get("random_hsv_power", 0.0) if side == "src" else 0.0)
+
+    def make_batches(self):
+        from samplelib.generator import TrainingBatches
+        return TrainingBatches(self.src_dir, self.dst_dir, self.sample_config("src"), self.sample_config("dst"),
+                               self.options.get("batch_size", 4), workers=self.workers,
+                               uniform_yaw=self.options.get("uniform_yaw", False))
+
+    # --- losses ----------------------------------------------------------------------------
+    def side_loss(self, target, mask, em_mask, pred, pred_mask):
+        """DeepFaceLab's per-side SAEHD loss, per sample."""
+        import keras.ops as K
+        from core.nn.losses import gaussian_blur, reconstruction_loss, soften_mask
+        o, res = self.options, self.net["resolution"]
+        soft = soften_mask(mask, res)
+        if o.get("blur_out_mask"):
+            target = target * soft + gaussian_blur(target, max(1, res // 128)) * (1 - soft)
+        if o.get("masked_training", True):
+            target_m, pred_m = target * soft, pred * soft
+        else:
+            target_m, pred_m = target, pred
+        loss = reconstruction_loss(target_m, pred_m, res)
+        if o.get("eyes_mouth_prio"):
+            loss = loss + 300 * K.mean(K.abs(target * em_mask - pred * em_mask), axis=(1, 2, 3))
+        return loss + 10 * K.mean(K.square(mask - pred_mask), axis=(1, 2, 3))
+
+    def losses(self, batch):
+        import keras.ops as K
+        from core.nn.archis import forward
+        ws, ts, ms, ems, wd, td, md, emd = batch
+        out = forward(self.net["kind"], self.parts, ws, wd, training=True)
+        src = K.mean(self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]))
+        dst = K.mean(self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"]))
+        return src + dst, src, dst
+
+    def train_step(self, batch) -> tuple[float, float]:
+        _, src, dst = self._step(batch_tuple(batch))
+        return float(src), float(dst)
+
+    def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
+        from core.nn.archis import forward
+        out = forward(self.net["kind"], self.parts, src, dst, training=False)
+        return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+
+def batch_tuple(batch) -> tuple:
+    s, d = batch.src, batch.dst
+    return (s.warped, s.target, s.mask, s.em_mask, d.warped, d.target, d.mask, d.em_mask)

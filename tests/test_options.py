@@ -1,0 +1,53 @@
+"""The option schema: flags, config files, saved state, locked options, clear errors."""
+import json
+
+import pytest
+
+from core.errors import VisageError
+from core.options import Option, load_config, parse_opt_flags, resolve
+
+SCHEMA = [Option("resolution", int, 128, "res", lo=64, hi=640, locked=True),
+          Option("archi", str, "liae-ud", "archi", locked=True),
+          Option("ct_mode", str, "none", "ct", choices=("none", "rct", "lct")),
+          Option("masked_training", bool, True, "mask"),
+          Option("random_hsv_power", float, 0.0, "hsv", lo=0.0, hi=0.3)]
+
+
+def test_defaults_flags_and_config():
+    assert resolve(SCHEMA, {})["resolution"] == 128
+    given = parse_opt_flags(["resolution=96", "masked_training=n", "ct_mode=RCT"])
+    v = resolve(SCHEMA, given)
+    assert (v["resolution"], v["masked_training"], v["ct_mode"]) == (96, False, "rct")
+
+
+def test_config_file(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"resolution": 64, "random_hsv_power": 0.1}))
+    v = resolve(SCHEMA, load_config(p))
+    assert v["resolution"] == 64 and v["random_hsv_power"] == 0.1
+
+
+def test_locked_options_keep_saved_value_and_refuse_change():
+    saved = {"resolution": 96, "archi": "df-ud", "ct_mode": "rct", "masked_training": True, "random_hsv_power": 0.0}
+    assert resolve(SCHEMA, {"ct_mode": "lct"}, saved)["ct_mode"] == "lct"      # overridable
+    assert resolve(SCHEMA, {"resolution": "96"}, saved)["resolution"] == 96   # same value is fine
+    with pytest.raises(VisageError, match="fixed after the first run"):
+        resolve(SCHEMA, {"resolution": "128"}, saved)
+
+
+@pytest.mark.parametrize("given,msg", [({"resolution": "abc"}, "not a valid int"), ({"resolution": "32"}, "out of range"),
+                                       ({"ct_mode": "xyz"}, "not one of"), ({"bogus": "1"}, "unknown option")])
+def test_bad_values_give_one_clear_line(given, msg):
+    with pytest.raises(VisageError, match=msg):
+        resolve(SCHEMA, given)
+
+
+def test_bad_flag_and_bad_config(tmp_path):
+    with pytest.raises(VisageError, match="name=value"):
+        parse_opt_flags(["resolution"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{resolution: 1")
+    with pytest.raises(VisageError, match="not valid JSON"):
+        load_config(bad)
+    with pytest.raises(VisageError, match="not found"):
+        load_config(tmp_path / "missing.json")

@@ -28,6 +28,24 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--workers", type=int, default=0, help="0 = one per CPU core")
     e.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
     e.set_defaults(func=bench_extract)
+    t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
+    t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
+                   help="model(s) to measure (default both)")
+    t.add_argument("--batch-size", type=int, action="append", help="batch size(s) (default 4 and 8)")
+    t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
+                   help="precision(s) (default fp32 and bf16)")
+    t.add_argument("--opt", action="append", metavar="NAME=VALUE",
+                   help="SAEHD options (default: archi=liae-ud resolution=64 ae_dims=64 e_dims=32 d_dims=32 "
+                        "d_mask_dims=16)")
+    t.add_argument("--iterations", type=int, default=30, help="timed iterations per setting (median reported)")
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
+    t.set_defaults(func=bench_train)
+
+
+def bench_train(args: argparse.Namespace) -> int:
+    from mainscripts.bench_train import run
+    return run(args)
 
 
 def _clip_path(clip: str) -> Path:

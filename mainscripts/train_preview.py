@@ -15,6 +15,8 @@ import numpy as np
 LOSS_RANGES = (0, 5000, 10000, 50000, 100000)        # 0 = all history
 PREVIEW_KINDS = ("faces", "masked")
 KEY_ENTER = (10, 13)
+COLUMNS = ("src", "src->src", "dst", "dst->dst", "src->dst (swap)")
+MIN_WIDTH = 640
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,16 @@ def render_preview(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray],
                    state: PreviewState, title: str) -> np.ndarray:
     """The full preview image: title bar, loss graph, then the face grid."""
     grid = face_grid(src, dst, out, PREVIEW_KINDS[state.kind])
+    if grid.shape[1] < MIN_WIDTH:                  # small models: enlarge so faces and text are readable
+        k = -(-MIN_WIDTH // grid.shape[1])
+        grid = cv2.resize(grid, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
     w = grid.shape[1]
+    header = np.full((18, w, 3), 30, np.uint8)
+    for i, name in enumerate(COLUMNS):
+        cv2.putText(header, name, (i * w // len(COLUMNS) + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230),
+                    1, cv2.LINE_AA)
     bar = np.full((22, w, 3), 40, np.uint8)
     cv2.putText(bar, f"{title}  [{PREVIEW_KINDS[state.kind]}]  Enter: save+exit  s: save  b: backup  "
                      f"p: refresh  space: next  l: loss range", (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                 (230, 230, 230), 1, cv2.LINE_AA)
-    return np.concatenate([bar, loss_plot(history, w, last=LOSS_RANGES[state.loss_range]), grid], axis=0)
+    return np.concatenate([bar, loss_plot(history, w, last=LOSS_RANGES[state.loss_range]), header, grid], axis=0)

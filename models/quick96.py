@@ -28,7 +28,8 @@ class Quick96Model(SAEHDModel):
     def network_settings(self) -> dict:
         self.options.update(FIXED)
         return dict(archi="df-ud", kind="df", resolution=96, face_type="full_face", ae_dims=128, e_dims=64,
-                    d_dims=64, d_mask_dims=16, lr=self.LEARNING_RATE, rmsprop=True, lr_dropout=True, opt_on_cpu=False)
+                    d_dims=64, d_mask_dims=16, lr=self.LEARNING_RATE, rmsprop=True, lr_dropout=True, lr_cos=0,
+                    opt_on_cpu=False)
 
     def train_step(self, batch) -> tuple[float, float]:
         previous = getattr(self, "_last_batch", None)

@@ -75,13 +75,13 @@ class SAEHDModel(ModelBase):
     # --- network ---------------------------------------------------------------------------
     def network_settings(self) -> dict:
         """Checked, snapped settings of the network (Quick96 overrides with fixed values)."""
-        from core.nn.archis import parse_archi
+        from core.nn.archis import parse_archi, resolution_step
         o = self.options
         try:
-            kind, flags = parse_archi(o["archi"])
+            kind, _ = parse_archi(o["archi"])
         except ValueError as e:
             raise VisageError(f"option archi: {e}") from None
-        step = 32 if ({"d", "t"} & set(flags)) else 16
+        step = resolution_step(o["archi"])
         res = max(step, int(round(o["resolution"] / step) * step))
         o["resolution"] = res
         for k in ("e_dims", "d_dims", "d_mask_dims"):
@@ -89,6 +89,7 @@ class SAEHDModel(ModelBase):
         return dict(archi=o["archi"], kind=kind, resolution=res, face_type=LONG_FACE_TYPE[o["face_type"]],
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
                     lr=self.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
+                    lr_cos=500 if o["lr_dropout"] != "n" else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 
     def build(self) -> None:
@@ -102,7 +103,7 @@ class SAEHDModel(ModelBase):
         opt_cls = optimizers.RMSprop if s["rmsprop"] else optimizers.AdaBelief
         with optimizer_device(s["opt_on_cpu"]):
             self.optimizer = opt_cls(learning_rate=s["lr"], lr_dropout=0.3 if s["lr_dropout"] else 1.0,
-                                     global_clipnorm=1.0 if self.options.get("clipgrad") else None)
+                                     lr_cos=s["lr_cos"], clipnorm=1.0 if self.options.get("clipgrad") else 0.0)
             self.optimizer.build(variables)
         self._step = make_train_step(self.losses, self.optimizer, variables)
 
@@ -134,20 +135,18 @@ class SAEHDModel(ModelBase):
     # --- losses ----------------------------------------------------------------------------
     def side_loss(self, target, mask, em_mask, pred, pred_mask):
         """DeepFaceLab's per-side SAEHD loss, per sample."""
-        import keras.ops as K
-        from core.nn.losses import gaussian_blur, reconstruction_loss, soften_mask
+        from core.nn.losses import blur_out_mask, eyes_mouth_loss, mask_loss, reconstruction_loss, soften_mask
         o, res = self.options, self.net["resolution"]
         soft = soften_mask(mask, res)
         if o.get("blur_out_mask"):
-            target = target * soft + gaussian_blur(target, max(1, res // 128)) * (1 - soft)
+            target = blur_out_mask(target, mask, res)
         if o.get("masked_training", True):
-            target_m, pred_m = target * soft, pred * soft
+            loss = reconstruction_loss(target * soft, pred * soft, res)
         else:
-            target_m, pred_m = target, pred
-        loss = reconstruction_loss(target_m, pred_m, res)
+            loss = reconstruction_loss(target, pred, res)
         if o.get("eyes_mouth_prio"):
-            loss = loss + 300 * K.mean(K.abs(target * em_mask - pred * em_mask), axis=(1, 2, 3))
-        return loss + 10 * K.mean(K.square(mask - pred_mask), axis=(1, 2, 3))
+            loss = loss + eyes_mouth_loss(target, pred, em_mask)
+        return loss + mask_loss(mask, pred_mask)
 
     def losses(self, batch):
         import keras.ops as K

@@ -82,3 +82,35 @@ def wolfgang_extraction(frames, tmp_path_factory) -> Extraction:
     out = tmp_path_factory.mktemp("wolfgang") / "aligned"
     report = extract(src, out, face_type=FaceType.WHOLE_FACE, image_size=128, workers=2)
     return Extraction(src, out, report, 128)
+
+
+def _extract_faceset(frames_dir: Path, out: Path, face_type_name: str, size: int = 128) -> Path:
+    """Extract `frames_dir` into `out` (2 workers) and return `out`; fails if no face was found."""
+    from core.facelib.face_type import face_type_from_str
+    from mainscripts.extractor import extract
+    report = extract(frames_dir, out, face_type=face_type_from_str(face_type_name), image_size=size,
+                     jpeg_quality=90, workers=2)
+    if not report.faces:
+        raise RuntimeError(f"no faces extracted from {frames_dir}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def src_faceset(frames, tmp_path_factory) -> Path:
+    """12 whole_face 128 px faces of the woman (every 40th frame of WolfgangLanger_Pexels.mp4)."""
+    return _extract_faceset(frames("WolfgangLanger_Pexels.mp4", every=40),
+                            tmp_path_factory.mktemp("faceset_src") / "aligned", "whole_face")
+
+
+@pytest.fixture(scope="session")
+def dst_faceset(frames, tmp_path_factory) -> Path:
+    """12 whole_face 128 px faces of the man (every 6th frame of single_face.mp4)."""
+    return _extract_faceset(frames("single_face.mp4", every=6),
+                            tmp_path_factory.mktemp("faceset_dst") / "aligned", "whole_face")
+
+
+@pytest.fixture(scope="session")
+def full_faceset(frames, tmp_path_factory) -> Path:
+    """3 full_face 128 px faces of the woman (every 160th frame): narrower than whole_face."""
+    return _extract_faceset(frames("WolfgangLanger_Pexels.mp4", every=160),
+                            tmp_path_factory.mktemp("faceset_full") / "aligned", "full_face")

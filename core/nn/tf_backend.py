@@ -89,3 +89,13 @@ def optimizer_device(on_cpu: bool):
         import tensorflow as tf
         return tf.device("/CPU:0")
     return contextlib.nullcontext()
+
+
+def forward_flops(fn: Callable, *example_args) -> int:
+    """Floating-point operations of one call of `fn` (graph count by TensorFlow's profiler)."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+    concrete = tf.function(fn).get_concrete_function(*example_args)
+    opts = option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation()
+                                               ).with_empty_output().build()
+    return int(model_analyzer.profile(concrete.graph, options=opts).total_float_ops)

@@ -1,0 +1,107 @@
+"""Training samples: one aligned face's metadata, loaded without decoding its pixels.
+
+Loading only metadata keeps start-up fast on sets of tens of thousands of faces; worker
+processes decode each image from disk when they use it, so the parent never holds the
+whole faceset in memory.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import VisageError
+from core.facelib.face_meta import extract, read_meta
+from core.facelib.face_type import FaceType, face_type_from_str
+from core.facelib.geometry import estimate_yaw
+from core.fileio import list_images
+
+
+@dataclass
+class Sample:
+    """What the sample processor needs to crop, mask and pick one face."""
+    path: str
+    face_type: FaceType
+    landmarks: np.ndarray            # (68, 2) float32 in aligned-image pixels
+    image_size: int                  # side of the aligned image in pixels
+    source_landmarks: np.ndarray     # (68, 2) in frame pixels (for re-crops)
+    image_to_face_mat: np.ndarray    # (2, 3) frame -> aligned image
+    eyebrows_expand_mod: float = 1.0
+    has_xseg: bool = False
+    yaw: float = 0.0                 # approximate radians, + = face turned toward image right
+    pitch: float = 0.0               # approximate radians, + = chin down
+
+
+def _span(lm: np.ndarray, a: tuple[int, ...], b: tuple[int, ...], axis: int) -> float:
+    return float(np.mean(lm[list(b), axis] - lm[list(a), axis]))
+
+
+def estimate_pose(aligned_landmarks: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in rough radians from 2-D landmark proportions.
+
+    Yaw: geometry.estimate_yaw is (nose-to-right-jaw span) - (left-jaw-to-nose span); over
+    the jaw width that is -(d/r)·tan(yaw) for a head of radius r whose nose stands d out,
+    so atan of the ratio gives an angle (d/r > 1 makes it overstate slightly; only the
+    ordering matters for uniform-yaw bins). Pitch uses the same idea vertically: how far
+    the nose tip sits between the eye line and the chin, centred on a frontal face (~0.45).
+    It is scale-free, so aligned faces of any size give the same values.
+    """
+    lm = np.asarray(aligned_landmarks, np.float64)
+    jaw_width = _span(lm, (0, 1, 2), (16, 15, 14), 0)
+    yaw = math.atan2(-estimate_yaw(lm), max(jaw_width, 1e-6))
+    eye_y = lm[36:48, 1].mean()
+    upper, lower = lm[30, 1] - eye_y, lm[8, 1] - lm[30, 1]
+    ratio = upper / max(upper + lower, 1e-6)
+    pitch = math.atan2(ratio - 0.45, 0.5)
+    return yaw, pitch
+
+
+def sample_from_meta(path: str | Path, meta, image_size: int) -> Sample:
+    """Build a Sample from a FaceMeta (kept separate so tests can build sets without files)."""
+    yaw, pitch = estimate_pose(meta.landmarks)
+    return Sample(path=str(path), face_type=face_type_from_str(meta.face_type),
+                  landmarks=np.asarray(meta.landmarks, np.float32), image_size=int(image_size),
+                  source_landmarks=np.asarray(meta.source_landmarks, np.float32),
+                  image_to_face_mat=np.asarray(meta.image_to_face_mat, np.float32),
+                  eyebrows_expand_mod=float(meta.eyebrows_expand_mod),
+                  has_xseg=meta.xseg_mask is not None, yaw=yaw, pitch=pitch)
+
+
+def _jpeg_size(data: bytes, path: Path) -> int:
+    """Side of a JPEG from its SOF header (no pixel decode; aligned faces are square)."""
+    pos = 2
+    while pos + 9 < len(data):
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:                 # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h = int.from_bytes(data[pos + 5:pos + 7], "big")
+            w = int.from_bytes(data[pos + 7:pos + 9], "big")
+            return max(h, w)
+        pos += 2 + length
+    raise VisageError(f"{path} is a corrupt JPEG (no frame header); re-extract this face")
+
+
+def load_samples(faces_dir: str | Path) -> list[Sample]:
+    """Every aligned face in `faces_dir` (natural file order), from metadata alone."""
+    faces_dir = Path(faces_dir)
+    if not faces_dir.is_dir():
+        raise VisageError(f"faceset folder not found: {faces_dir}")
+    files = list_images(faces_dir, exts=(".jpg", ".jpeg"))
+    if not files:
+        raise VisageError(f"no aligned faces in {faces_dir}; run extract first")
+    samples = []
+    for p in files:
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise VisageError(f"could not read face file {p}: {e.strerror or e}") from e
+        meta = extract(data, name=str(p)) or read_meta(p)    # read_meta gives the "no metadata" error
+        samples.append(sample_from_meta(p, meta, _jpeg_size(data, p)))
+    return samples

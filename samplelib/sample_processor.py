@@ -1,0 +1,190 @@
+"""Per-sample pipeline: aligned face -> the arrays one training step needs.
+
+Declarative on purpose: a side (src or dst) is described once by a `SampleConfig`, and
+`process_sample` always produces the same four outputs, so the model code never builds
+its own augmentation chain. The order is DeepFaceLab's:
+1. crop the aligned image to the model's face type and resolution (one affine, computed
+   by the geometry module, so a whole_face set can feed a full_face model);
+2. colour transfer toward a reference face (src side, `ct_mode`);
+3. one random affine + flip shared by every output, the warp grid on the input only;
+4. HSV jitter on the input only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from core.errors import VisageError
+from core.facelib.face_meta import read_face
+from core.facelib.face_type import FaceType, face_type_name
+from core.facelib.geometry import face_transform, transform_points
+from core.fileio import read_image
+from core.imagelib.color_transfer import MODES as CT_MODES
+from core.imagelib.color_transfer import color_transfer
+from core.imagelib.hsv import random_hsv_shift
+from core.imagelib.masks import decode_xseg_mask, eyes_mouth_mask, hull_mask
+from core.imagelib.warp import WarpParams, gen_warp_params, identity_params, warp_by_params
+from samplelib.sample import Sample
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How one side's samples are made. Ranges follow DeepFaceLab's SAEHD/AMP defaults."""
+    resolution: int
+    face_type: FaceType
+    random_warp: bool = True
+    random_flip: bool = False
+    ct_mode: str = "none"                         # 'none', 'rct', 'lct', 'mkl', 'idt', 'sot'
+    random_hsv_power: float = 0.0
+    scale_range: tuple[float, float] = (-0.15, 0.15)
+    rotation_range: tuple[float, float] = (-10.0, 10.0)
+    shift_range: tuple[float, float] = (-0.05, 0.05)
+    masks: bool = True                            # False: mask/em_mask are all ones (cheaper)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "face_type", FaceType(self.face_type))
+        if self.resolution < 16:
+            raise VisageError(f"sample resolution {self.resolution} is too small (16 px at least)")
+        if self.ct_mode not in CT_MODES or self.ct_mode.endswith("-m"):
+            raise VisageError(f"unknown ct_mode '{self.ct_mode}'; choose none, rct, lct, mkl, idt or sot")
+
+
+class SampleOutput(NamedTuple):
+    warped: np.ndarray     # (R, R, 3) float32 [0, 1] augmented network input
+    target: np.ndarray     # (R, R, 3) same affine and flip, no warp grid, no HSV
+    mask: np.ndarray       # (R, R, 1) XSeg mask if the face has one, else the landmark hull
+    em_mask: np.ndarray    # (R, R, 1) eyes + mouth inside the binarised mask
+
+
+def check_face_type(sample: Sample, model_type: FaceType) -> None:
+    """Refuse a faceset cropped tighter than the model needs, as DeepFaceLab does.
+
+    Types are ordered half < mid-full < full < full_no_align < whole_face < head: a set can
+    be cropped down to any type at or below its own, never widened (the pixels are missing).
+    """
+    have = FaceType(sample.face_type)
+    if have == FaceType.MARK_ONLY or FaceType(model_type) > have:
+        raise VisageError(f"{sample.path} is a {face_type_name(have)} face, but the model needs "
+                          f"{face_type_name(model_type)}; extract the faceset as "
+                          f"{face_type_name(model_type)} (or wider) or choose a narrower face type")
+
+
+def crop_matrix(sample: Sample, face_type: FaceType, resolution: int) -> np.ndarray:
+    """2x3 affine from the aligned image to the model crop.
+
+    Same face type: a plain rescale. Otherwise the model crop of the original frame
+    (face_transform on the source landmarks) composed with the inverse of the frame ->
+    aligned transform, so the re-crop is exactly the crop extraction would have made.
+    """
+    if FaceType(face_type) == sample.face_type:
+        s = resolution / sample.image_size
+        return np.array([[s, 0, 0], [0, s, 0]], np.float32)
+    model = np.eye(3)
+    model[:2] = face_transform(sample.source_landmarks, face_type, resolution)
+    to_face = np.eye(3)
+    to_face[:2] = sample.image_to_face_mat
+    return (model @ np.linalg.inv(to_face))[:2].astype(np.float32)
+
+
+def resample(img: np.ndarray, mat: np.ndarray, size: int, border_replicate: bool,
+             interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """warpAffine that stays alias-free when shrinking a lot (e.g. 512 px faces to 96).
+
+    A pure rescale is a cv2.resize (INTER_AREA when shrinking); otherwise the image is first
+    area-downscaled close to the output scale and the rest of the affine done by warpAffine.
+    """
+    channels = img.shape[2] if img.ndim == 3 else 0
+    h, w = img.shape[:2]
+    m = np.asarray(mat, np.float64)
+    if m[0, 1] == 0 and m[1, 0] == 0 and m[0, 2] == 0 and m[1, 2] == 0 and m[0, 0] == m[1, 1] \
+            and round(w * m[0, 0]) == size and h == w:
+        interp = cv2.INTER_AREA if size < w else interpolation
+        out = img if size == w else cv2.resize(img, (size, size), interpolation=interp)
+    else:
+        scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
+        if scale < 0.75:
+            k = max(1, int(math.ceil(w * scale)))
+            kh = max(1, int(math.ceil(h * scale)))
+            m = m @ np.diag([w / k, h / kh, 1.0])
+            img = cv2.resize(img, (k, kh), interpolation=cv2.INTER_AREA)
+        border = cv2.BORDER_REPLICATE if border_replicate else cv2.BORDER_CONSTANT
+        out = cv2.warpAffine(img, m, (size, size), flags=interpolation, borderMode=border)
+    if channels == 1 and out.ndim == 2:
+        out = out[..., None]
+    return out
+
+
+def load_image(sample: Sample) -> tuple[np.ndarray, bytes | None]:
+    """Decode a sample's BGR image (and its XSeg PNG when it has one) from disk."""
+    if sample.has_xseg:
+        img, meta = read_face(sample.path)
+        return img, meta.xseg_mask
+    img = read_image(sample.path)
+    if img is None:
+        raise VisageError(f"{sample.path} cannot be read or decoded; remove or re-extract this face")
+    return img, None
+
+
+def crop_face(sample: Sample, image: np.ndarray, cfg: SampleConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float32 image, landmarks, 2x3 matrix) of the sample in the model's crop, not augmented."""
+    mat = crop_matrix(sample, cfg.face_type, cfg.resolution)
+    img = resample(image, mat, cfg.resolution, border_replicate=True)
+    img = np.clip(img.astype(np.float32) / 255.0, 0.0, 1.0)
+    return img, transform_points(sample.landmarks, mat), mat
+
+
+def _masks(sample: Sample, xseg_png: bytes | None, lm: np.ndarray, mat: np.ndarray,
+           cfg: SampleConfig) -> tuple[np.ndarray, np.ndarray]:
+    res = cfg.resolution
+    if not cfg.masks:
+        ones = np.ones((res, res, 1), np.float32)
+        return ones, ones
+    if xseg_png is not None:
+        full = decode_xseg_mask(xseg_png, sample.image_size)
+        mask = np.clip(resample(full, mat, res, False, cv2.INTER_LINEAR), 0.0, 1.0)
+    else:
+        mask = hull_mask((res, res), lm, sample.eyebrows_expand_mod)
+    em = np.clip(eyes_mouth_mask((res, res), lm) * (mask > 0.5), 0.0, 1.0).astype(np.float32)
+    return mask.astype(np.float32), em
+
+
+def process_sample(sample: Sample, image: np.ndarray, cfg: SampleConfig, rng: np.random.Generator,
+                   ct_ref: np.ndarray | None = None, xseg_png: bytes | None = None,
+                   augment: bool = True) -> SampleOutput:
+    """Make one sample's outputs. `image` is the decoded aligned BGR uint8 image; `ct_ref`
+    a float32 (R, R, 3) reference face for `cfg.ct_mode`; `augment=False` gives the clean
+    crop (previews), with warped == target."""
+    img, lm, mat = crop_face(sample, image, cfg)
+    mask, em = _masks(sample, xseg_png, lm, mat, cfg)
+    if cfg.ct_mode != "none" and ct_ref is not None:
+        img = color_transfer(cfg.ct_mode, img, ct_ref)
+    if augment:
+        params: WarpParams = gen_warp_params(cfg.resolution, cfg.random_flip, rng, cfg.rotation_range,
+                                             cfg.scale_range, cfg.shift_range, cfg.shift_range)
+    else:
+        params = identity_params(cfg.resolution)
+    target = np.clip(warp_by_params(params, img, False, augment, augment), 0.0, 1.0)
+    if augment and cfg.random_warp:
+        warped = np.clip(warp_by_params(params, img, True, True, True), 0.0, 1.0)
+    else:
+        warped = target.copy()
+    if augment and cfg.random_hsv_power > 0:
+        warped = random_hsv_shift(warped, cfg.random_hsv_power, rng)
+
+    def mask_out(m: np.ndarray) -> np.ndarray:
+        if not augment:
+            return m
+        return np.clip(warp_by_params(params, m, False, True, True, border_replicate=False,
+                                      interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return SampleOutput(warped.astype(np.float32), target.astype(np.float32),
+                        mask_out(mask), mask_out(em))
+
+
+def reference_face(sample: Sample, cfg: SampleConfig) -> np.ndarray:
+    """A sample's clean crop at cfg's face type/resolution: the colour reference for ct_mode."""
+    image, _ = load_image(sample)
+    return crop_face(sample, image, cfg)[0]

@@ -69,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
         for name in models:
             for bs in batches:
                 for prec in precisions:
-                    opts = {"precision": prec, "batch_size": str(bs)}
+                    opts = {"precision": prec}
                     if name == "SAEHD":
-                        opts.update(saehd_opts)
+                        opts.update(saehd_opts, batch_size=str(bs))
                     model = model_class(name)(Path(tmp) / f"m_{name}_{bs}_{prec}", faces, faces, "bench", opts,
                                               silent_start=True)
-                    if name == "Quick96":
+                    if name == "Quick96":             # fixed at 4 in training; varied here to measure
                         model.options["batch_size"] = bs
                         model.batches.close()
                         model.batches = model.make_batches()

@@ -180,6 +180,8 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
                 last_save = time.perf_counter()
     finally:
         save_state()
+        for stale in list(output_dir.glob(".tmp_*")) + list(debug_dir.glob(".tmp_*")):
+            stale.unlink(missing_ok=True)         # left by workers stopped mid-write
         report.seconds = time.perf_counter() - t0
     report.corrupt.sort()
     report.no_face.sort()

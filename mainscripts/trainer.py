@@ -58,7 +58,8 @@ class Preview:
     def __init__(self, model, window: bool):
         from mainscripts.train_preview import PreviewState
         self.model, self.window, self.state = model, window, PreviewState()
-        self.src, self.dst = model.batches.preview_batch(4 if model.net["resolution"] >= 128 else 6)
+        faces = model.batches.preview_batch(4 if model.net["resolution"] >= 128 else 6)
+        self.src, self.dst = faces.src.target, faces.dst.target
         self.title = f"{model.files.name}_{model.CLASS_NAME}"
         if window:
             import cv2

@@ -112,7 +112,7 @@ class ModelBase:
     def save(self) -> None:
         """Weights and optimizer first, data.json last: any kill leaves a loadable model."""
         for part, model in self.parts.items():
-            self.files.save_arrays(part, {f"{i:04d}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+            self.files.save_arrays(part, {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)})
         opt = self.optimizer_arrays()
         if opt:
             self.files.save_arrays("optimizer", opt)

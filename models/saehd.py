@@ -123,7 +123,7 @@ class SAEHDModel(ModelBase):
         return SampleConfig(resolution=s["resolution"], face_type=face_type_from_str(s["face_type"]),
                             random_warp=o.get("random_warp", True),
                             random_flip=o.get(f"random_{side}_flip", False),
-                            ct_mode=None if side == "dst" or o.get("ct_mode", "none") == "none" else o["ct_mode"],
+                            ct_mode="none" if side == "dst" else o.get("ct_mode", "none"),
                             random_hsv_power=o.get("random_hsv_power", 0.0) if side == "src" else 0.0)
 
     def make_batches(self):
@@ -164,7 +164,7 @@ class SAEHDModel(ModelBase):
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         from core.nn.archis import forward
         out = forward(self.net["kind"], self.parts, src, dst, training=False)
-        return {k: np.asarray(v, np.float32) for k, v in out.items()}
+        return {k: np.asarray(v.numpy(), np.float32) for k, v in out.items()}
 
 
 def batch_tuple(batch) -> tuple:

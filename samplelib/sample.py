@@ -2,13 +2,14 @@
 
 Loading only metadata keeps start-up fast on sets of tens of thousands of faces; worker
 processes decode each image from disk when they use it, so the parent never holds the
-whole faceset in memory.
+whole faceset in memory. The picker that chooses which face comes next lives here too.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from core.facelib.face_meta import extract, read_meta
 from core.facelib.face_type import FaceType, face_type_from_str
 from core.facelib.geometry import estimate_yaw
 from core.fileio import list_images
+
+YAW_BINS = 128        # DeepFaceLab's uniform-yaw bins over ±YAW_LIMIT
+YAW_LIMIT = 1.2
 
 
 @dataclass
@@ -105,3 +109,35 @@ def load_samples(faces_dir: str | Path) -> list[Sample]:
         meta = extract(data, name=str(p)) or read_meta(p)    # read_meta gives the "no metadata" error
         samples.append(sample_from_meta(p, meta, _jpeg_size(data, p)))
     return samples
+
+
+def yaw_bins(yaws: Sequence[float], bins: int = YAW_BINS, limit: float = YAW_LIMIT) -> list[np.ndarray]:
+    """Sample indices of each non-empty yaw bin (yaws beyond ±limit fall in the end bins)."""
+    edges = np.linspace(-limit, limit, bins + 1)
+    which = np.clip(np.digitize(np.asarray(yaws, np.float64), edges) - 1, 0, bins - 1)
+    order = np.argsort(which, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(which[order])) + 1)
+    return [g for g in groups if g.size]
+
+
+class SamplePicker:
+    """Endless stream of sample indices: shuffled epochs, or uniform over yaw bins.
+
+    Shuffled epochs show every face once per pass. With `uniform_yaw` (DeepFaceLab's
+    option) a non-empty yaw bin is drawn first and then a face in it, so the few profile
+    faces of a mostly frontal set are trained as often as the frontal ones.
+    """
+
+    def __init__(self, samples: Sequence[Sample], rng: np.random.Generator, uniform_yaw: bool = False) -> None:
+        self._rng = rng
+        self._n = len(samples)
+        self._bins = yaw_bins([s.yaw for s in samples]) if uniform_yaw else None
+        self._epoch: list[int] = []
+
+    def next(self) -> int:
+        if self._bins is not None:
+            group = self._bins[int(self._rng.integers(len(self._bins)))]
+            return int(group[int(self._rng.integers(group.size))])
+        if not self._epoch:
+            self._epoch = self._rng.permutation(self._n).tolist()
+        return self._epoch.pop()

@@ -12,17 +12,17 @@ its own augmentation chain. The order is DeepFaceLab's:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from core.errors import VisageError
-from core.facelib.face_meta import read_face
+from core.facelib.face_meta import extract
 from core.facelib.face_type import FaceType, face_type_name
 from core.facelib.geometry import face_transform, transform_points
-from core.fileio import read_image
 from core.imagelib.color_transfer import MODES as CT_MODES
 from core.imagelib.color_transfer import color_transfer
 from core.imagelib.hsv import random_hsv_shift
@@ -74,20 +74,29 @@ def check_face_type(sample: Sample, model_type: FaceType) -> None:
 
 
 def crop_matrix(sample: Sample, face_type: FaceType, resolution: int) -> np.ndarray:
-    """2x3 affine from the aligned image to the model crop.
+    """2x3 affine from the aligned image (pixel centres at integers) to the model crop.
 
-    Same face type: a plain rescale. Otherwise the model crop of the original frame
-    (face_transform on the source landmarks) composed with the inverse of the frame ->
-    aligned transform, so the re-crop is exactly the crop extraction would have made.
+    Same face type: a plain rescale, written in cv2.resize's pixel-centre convention so the
+    landmarks line up with the resized image. Otherwise the model crop of the original
+    frame (face_transform on the source landmarks) composed with the inverse of the frame
+    -> aligned transform, so the re-crop is exactly the crop extraction would have made.
     """
     if FaceType(face_type) == sample.face_type:
-        s = resolution / sample.image_size
-        return np.array([[s, 0, 0], [0, s, 0]], np.float32)
+        k = resolution / sample.image_size
+        c = (k - 1.0) / 2.0
+        return np.array([[k, 0, c], [0, k, c]], np.float32)
     model = np.eye(3)
     model[:2] = face_transform(sample.source_landmarks, face_type, resolution)
     to_face = np.eye(3)
     to_face[:2] = sample.image_to_face_mat
     return (model @ np.linalg.inv(to_face))[:2].astype(np.float32)
+
+
+def _is_resize(m: np.ndarray, w: int, h: int, size: int) -> bool:
+    """True when `m` is exactly what cv2.resize(img, (size, size)) does."""
+    k = m[0, 0]
+    return (w == h and abs(w * k - size) < 1e-6 and np.allclose(m, [[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]],
+                                                                 rtol=0, atol=1e-6))
 
 
 def resample(img: np.ndarray, mat: np.ndarray, size: int, border_replicate: bool,
@@ -100,39 +109,72 @@ def resample(img: np.ndarray, mat: np.ndarray, size: int, border_replicate: bool
     channels = img.shape[2] if img.ndim == 3 else 0
     h, w = img.shape[:2]
     m = np.asarray(mat, np.float64)
-    if m[0, 1] == 0 and m[1, 0] == 0 and m[0, 2] == 0 and m[1, 2] == 0 and m[0, 0] == m[1, 1] \
-            and round(w * m[0, 0]) == size and h == w:
+    if _is_resize(m, w, h, size):
         interp = cv2.INTER_AREA if size < w else interpolation
-        out = img if size == w else cv2.resize(img, (size, size), interpolation=interp)
+        out = img.copy() if size == w else cv2.resize(img, (size, size), interpolation=interp)
     else:
         scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
         if scale < 0.75:
-            k = max(1, int(math.ceil(w * scale)))
-            kh = max(1, int(math.ceil(h * scale)))
-            m = m @ np.diag([w / k, h / kh, 1.0])
+            k, kh = max(1, int(math.ceil(w * scale))), max(1, int(math.ceil(h * scale)))
+            sx, sy = w / k, h / kh                     # resize pixel centres: x = sx*x' + (sx-1)/2
+            m = m @ np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]])
             img = cv2.resize(img, (k, kh), interpolation=cv2.INTER_AREA)
         border = cv2.BORDER_REPLICATE if border_replicate else cv2.BORDER_CONSTANT
-        out = cv2.warpAffine(img, m, (size, size), flags=interpolation, borderMode=border)
+        out = cv2.warpAffine(img, m[:2], (size, size), flags=interpolation, borderMode=border)
     if channels == 1 and out.ndim == 2:
         out = out[..., None]
     return out
 
 
-def load_image(sample: Sample) -> tuple[np.ndarray, bytes | None]:
-    """Decode a sample's BGR image (and its XSeg PNG when it has one) from disk."""
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_reduction(sample: Sample, cfg: SampleConfig) -> int:
+    """Largest JPEG decode reduction (1, 2, 4, 8) that still leaves at least the crop's pixels.
+
+    libjpeg can decode at 1/2, 1/4 or 1/8 size in the DCT domain, several times faster than
+    a full decode plus a resize; a 512 px face for a 96 px model decodes at 128 px.
+    """
+    m = crop_matrix(sample, cfg.face_type, cfg.resolution).astype(np.float64)
+    scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
+    return max(r for r in _REDUCED if r * scale <= 1.0 + 1e-6 or r == 1)
+
+
+def load_image(sample: Sample, reduce: int = 1) -> tuple[np.ndarray, bytes | None]:
+    """Decode a sample's BGR image at 1/`reduce` size (and its XSeg PNG when it has one).
+
+    The file is read once: the pixels and, for XSeg faces, the metadata come from the same
+    bytes.
+    """
+    try:
+        data = Path(sample.path).read_bytes()
+    except OSError as e:
+        raise VisageError(f"could not read face file {sample.path}: {e.strerror or e}") from e
+    xseg = None
     if sample.has_xseg:
-        img, meta = read_face(sample.path)
-        return img, meta.xseg_mask
-    img = read_image(sample.path)
+        meta = extract(data, name=sample.path)
+        xseg = meta.xseg_mask if meta is not None else None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduce]) if data else None
     if img is None:
         raise VisageError(f"{sample.path} cannot be read or decoded; remove or re-extract this face")
-    return img, None
+    return img, xseg
 
 
 def crop_face(sample: Sample, image: np.ndarray, cfg: SampleConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(float32 image, landmarks, 2x3 matrix) of the sample in the model's crop, not augmented."""
+    """(float32 image, landmarks, aligned -> crop matrix) of the sample in the model's crop.
+
+    `image` may be a reduced decode (see load_image): the matrix is then composed with the
+    reduced -> full pixel mapping x = r*x' + (r-1)/2 of libjpeg's scaled decode.
+    """
     mat = crop_matrix(sample, cfg.face_type, cfg.resolution)
-    img = resample(image, mat, cfg.resolution, border_replicate=True)
+    m = mat.astype(np.float64)
+    r = sample.image_size / image.shape[1]
+    if abs(r - 1.0) > 1e-9:
+        r = float(min(_REDUCED, key=lambda v: abs(v - r)))
+        c = (r - 1.0) / 2.0
+        m = np.vstack([m, [0, 0, 1]]) @ np.array([[r, 0, c], [0, r, c], [0, 0, 1]])
+    img = resample(image, m[:2], cfg.resolution, border_replicate=True)
     img = np.clip(img.astype(np.float32) / 255.0, 0.0, 1.0)
     return img, transform_points(sample.landmarks, mat), mat
 
@@ -155,9 +197,10 @@ def _masks(sample: Sample, xseg_png: bytes | None, lm: np.ndarray, mat: np.ndarr
 def process_sample(sample: Sample, image: np.ndarray, cfg: SampleConfig, rng: np.random.Generator,
                    ct_ref: np.ndarray | None = None, xseg_png: bytes | None = None,
                    augment: bool = True) -> SampleOutput:
-    """Make one sample's outputs. `image` is the decoded aligned BGR uint8 image; `ct_ref`
-    a float32 (R, R, 3) reference face for `cfg.ct_mode`; `augment=False` gives the clean
-    crop (previews), with warped == target."""
+    """Make one sample's outputs. `image` is the decoded aligned BGR uint8 image (full or
+    reduced size, see load_image); `ct_ref` a float32 (R, R, 3) reference face for
+    `cfg.ct_mode` (None: no transfer); `augment=False` gives the clean crop (previews),
+    with warped == target."""
     img, lm, mat = crop_face(sample, image, cfg)
     mask, em = _masks(sample, xseg_png, lm, mat, cfg)
     if cfg.ct_mode != "none" and ct_ref is not None:
@@ -176,7 +219,7 @@ def process_sample(sample: Sample, image: np.ndarray, cfg: SampleConfig, rng: np
         warped = random_hsv_shift(warped, cfg.random_hsv_power, rng)
 
     def mask_out(m: np.ndarray) -> np.ndarray:
-        if not augment:
+        if not augment or not cfg.masks:
             return m
         return np.clip(warp_by_params(params, m, False, True, True, border_replicate=False,
                                       interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
@@ -186,5 +229,5 @@ def process_sample(sample: Sample, image: np.ndarray, cfg: SampleConfig, rng: np
 
 def reference_face(sample: Sample, cfg: SampleConfig) -> np.ndarray:
     """A sample's clean crop at cfg's face type/resolution: the colour reference for ct_mode."""
-    image, _ = load_image(sample)
+    image, _ = load_image(sample, decode_reduction(sample, cfg))
     return crop_face(sample, image, cfg)[0]

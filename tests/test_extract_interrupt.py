@@ -36,6 +36,7 @@ def test_ctrl_c_mid_extraction_keeps_whole_files_and_resumes(frames, tmp_path):
     assert proc.returncode == 130
     assert "interrupted" in err
 
+    assert not list(out.glob(".tmp_*")), "temporary files of the interrupted writes were not removed"
     written = sorted(out.glob("*.jpg"))
     assert 30 <= len(written) < 160
     for path in written:                       # every face file on disk is complete

@@ -1,0 +1,203 @@
+"""Training on real faces: resume, options, part re-initialisation, crash-safe saves, NaN guard."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import main
+from core import interact
+from models.model_files import ModelFiles
+
+TINY = ["archi=liae-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_interactive():
+    yield
+    interact.set_non_interactive(False)
+
+
+def train_cli(src, dst, model_dir, model="SAEHD", opts=(), extra=()):
+    args = ["train", "--training-data-src-dir", str(src), "--training-data-dst-dir", str(dst), "--model-dir",
+            str(model_dir), "--model", model, "--force-model-name", "t", "--no-preview", "--silent-start",
+            "--workers", "1"]
+    for o in opts:
+        args += ["--opt", o]
+    return main.main(args + list(extra))
+
+
+def data(model_dir, cls="SAEHD"):
+    return json.loads((Path(model_dir) / f"t_{cls}_data.json").read_text())
+
+
+def make_model(src, dst, model_dir, given=None):
+    from models.saehd import SAEHDModel
+    return SAEHDModel(Path(model_dir), Path(src), Path(dst), "t", given or {}, silent_start=True, workers=1)
+
+
+@pytest.fixture(scope="module")
+def trained(src_faceset, dst_faceset, tmp_path_factory):
+    """A tiny SAEHD liae-ud trained for 6 iterations, then resumed to 9."""
+    model_dir = tmp_path_factory.mktemp("model")
+    assert train_cli(src_faceset, dst_faceset, model_dir, opts=TINY + ["target_iter=6"]) == 0
+    first = data(model_dir)
+    assert train_cli(src_faceset, dst_faceset, model_dir, opts=["target_iter=9"]) == 0
+    return model_dir, first, data(model_dir)
+
+
+def test_stop_and_start_keeps_iteration_options_and_history(trained):
+    model_dir, first, second = trained
+    assert first["iter"] == 6 and second["iter"] == 9
+    assert len(second["loss_history"]) == 9 and second["loss_history"][:6] == first["loss_history"]
+    for k in ("archi", "resolution", "ae_dims", "e_dims", "d_dims", "d_mask_dims", "batch_size"):
+        assert second["options"][k] == first["options"][k]
+    names = {p.name for p in Path(model_dir).iterdir()}
+    for part in ("encoder", "inter_AB", "inter_B", "decoder", "optimizer"):
+        assert f"t_SAEHD_{part}.npz" in names
+    assert {"t_SAEHD_preview.jpg", "t_SAEHD_loss.png", "t_SAEHD_summary.txt"} <= names
+
+
+def test_locked_options_refused_overridable_ones_change(trained, src_faceset, dst_faceset, capsys):
+    model_dir, _, _ = trained
+    assert train_cli(src_faceset, dst_faceset, model_dir, opts=["resolution=96"]) == 2
+    assert "fixed after the first run" in capsys.readouterr().err
+    assert train_cli(src_faceset, dst_faceset, model_dir, opts=["ct_mode=rct", "target_iter=10"]) == 0
+    assert data(model_dir)["options"]["ct_mode"] == "rct" and data(model_dir)["iter"] == 10
+
+
+def test_config_file_sets_everything_without_prompts(src_faceset, dst_faceset, tmp_path):
+    cfg = tmp_path / "opts.json"
+    cfg.write_text(json.dumps({"archi": "df-ud", "resolution": 64, "ae_dims": 32, "e_dims": 16, "d_dims": 16,
+                               "d_mask_dims": 16, "batch_size": 2, "target_iter": 2, "masked_training": False}))
+    assert train_cli(src_faceset, dst_faceset, tmp_path / "m", extra=["--config", str(cfg)]) == 0
+    d = data(tmp_path / "m")
+    assert d["iter"] == 2 and d["options"]["archi"] == "df-ud" and d["options"]["masked_training"] is False
+    assert (tmp_path / "m" / "t_SAEHD_decoder_src.npz").is_file()
+
+
+def test_deleting_inter_b_reinitialises_only_that_part(trained, src_faceset, dst_faceset):
+    model_dir, _, _ = trained
+    files = ModelFiles(model_dir, "t", "SAEHD")
+    saved = {p: files.load_arrays(p) for p in ("encoder", "inter_AB", "inter_B", "decoder")}
+    files.path("inter_B.npz").unlink()
+    model = make_model(src_faceset, dst_faceset, model_dir)
+    try:
+        assert model.reinitialised == ["inter_B"]
+        for part in ("encoder", "inter_AB", "decoder"):
+            assert all(np.array_equal(w, saved[part][k]) for w, k in zip(model.parts[part].get_weights(),
+                                                                            sorted(saved[part])))
+        fresh = model.parts["inter_B"].get_weights()
+        assert not all(np.array_equal(w, saved["inter_B"][k]) for w, k in zip(fresh, sorted(saved["inter_B"])))
+        model.save()
+    finally:
+        model.close()
+    assert files.path("inter_B.npz").is_file()
+
+
+def test_non_finite_loss_stops_without_saving(trained, src_faceset, dst_faceset):
+    from mainscripts.trainer import train
+    model_dir, _, _ = trained
+    before = {p.name: p.read_bytes() for p in Path(model_dir).glob("t_SAEHD_*.npz")}
+    before_iter = data(model_dir)["iter"]
+    model = make_model(src_faceset, dst_faceset, model_dir, {"target_iter": before_iter + 50})
+    try:
+        model.train_step = lambda batch: (float("nan"), 1.0)
+        assert train(model, window=False) == 1
+    finally:
+        model.close()
+    assert data(model_dir)["iter"] == before_iter
+    assert {p.name: p.read_bytes() for p in Path(model_dir).glob("t_SAEHD_*.npz")} == before
+
+
+def test_ctrl_c_saves_and_exits(trained, src_faceset, dst_faceset):
+    from mainscripts.trainer import train
+    model_dir, _, _ = trained
+    start = data(model_dir)["iter"]
+    model = make_model(src_faceset, dst_faceset, model_dir, {"target_iter": start + 50})
+    real = model.train_iteration
+
+    def interrupt_on_third():
+        if model.iter == start + 2:
+            raise KeyboardInterrupt
+        return real()
+    model.train_iteration = interrupt_on_third
+    try:
+        assert train(model, window=False) == 0
+    finally:
+        model.close()
+    assert data(model_dir)["iter"] == start + 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+def test_kill_during_save_leaves_a_loadable_model(trained, src_faceset, dst_faceset, tmp_path):
+    model_dir, _, _ = trained
+    start = data(model_dir)["iter"]
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from models.saehd import SAEHDModel
+        m = SAEHDModel(Path({str(model_dir)!r}), Path({str(src_faceset)!r}), Path({str(dst_faceset)!r}), 't', {{}},
+                       silent_start=True, workers=1)
+        print('saving', flush=True)
+        while True:
+            m.iter += 1
+            m.save()
+    """)
+    for delay in (0.05, 0.4, 1.1):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "saving"
+        time.sleep(delay)
+        children = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children), "sample workers outlived the killed trainer"
+        model = make_model(src_faceset, dst_faceset, model_dir)     # loads every part or raises
+        try:
+            assert model.reinitialised == [] and model.iter >= start
+        finally:
+            model.close()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_quick96_trains_and_honours_target_iteration(src_faceset, dst_faceset, tmp_path):
+    assert train_cli(src_faceset, dst_faceset, tmp_path, model="Quick96", opts=["target_iter=3"]) == 0
+    d = data(tmp_path, "Quick96")
+    assert d["iter"] == 3 and d["options"]["batch_size"] == 4
+    assert {p.name for p in tmp_path.glob("t_Quick96_*.npz")} == {
+        f"t_Quick96_{p}.npz" for p in ("encoder", "inter", "decoder_src", "decoder_dst", "optimizer")}
+
+
+def test_loss_falls_on_real_faces(src_faceset, dst_faceset, tmp_path):
+    model = make_model(src_faceset, dst_faceset, tmp_path, {**dict(o.split("=") for o in TINY), "batch_size": 4})
+    try:
+        losses = np.array([model.train_iteration() for _ in range(150)])
+    finally:
+        model.close()
+    first, last = losses[:15].mean(0), losses[-15:].mean(0)
+    print(f"\ntiny SAEHD liae-ud 64, 150 iterations: src {first[0]:.3f} -> {last[0]:.3f}, "
+          f"dst {first[1]:.3f} -> {last[1]:.3f}")
+    assert (last < 0.8 * first).all()

@@ -1,0 +1,119 @@
+"""Merger settings: DeepFaceLab's `MergerConfigMasked` options as one declarative schema.
+
+The same `SCHEMA` drives the merge prompts, `--opt name=value` / `--config` for batch
+merge, and the interactive merger's per-frame state. `MergerConfig` is frozen so a frame's
+settings can be shared between frames and compared cheaply; the interactive key map
+changes it only through the pure helpers `cycle`, `adjust` and `toggle`, which return a new
+config (a key press is a state transition, unit-testable without a window).
+
+Defaults are DeepFaceLab's *class* defaults (what the interactive merger starts from).
+DeepFaceLab's prompts offer two different defaults, kept in `PROMPT_DEFAULTS` for the
+prompting code: mask_mode `dst` (the class default is learned-prd*learned-dst, which
+needs a model that learned masks) and hist_match_threshold 255 (class default 238).
+XSeg mask modes appear once XSeg exists; super resolution is not offered because no
+installed package ships a face-enhancer model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping
+
+from core.errors import VisageError
+from core.options import Option, resolve
+
+MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
+MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-dst", "learned-prd+learned-dst")
+COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
+SHARPEN_MODES = ("none", "box", "gaussian")
+
+SCHEMA: list[Option] = [
+    Option("mode", str, "overlay", "How the predicted face is put into the frame.", choices=MODES),
+    Option("masked_hist_match", bool, True, "hist-match modes: match histograms inside the mask only.",
+           prompt="Masked hist match?"),
+    Option("hist_match_threshold", int, 238, "hist-match modes: lower values darken/clip the brightest "
+           "tones of the matched face.", prompt="Hist match threshold", lo=0, hi=255),
+    Option("mask_mode", str, "learned-prd*learned-dst", "Which mask limits the swap: dst = landmark hull "
+           "of the dst face; learned-* = masks the model predicts.", choices=MASK_MODES),
+    Option("erode_mask_modifier", int, 0, "Shrink (+) or grow (-) the mask.", prompt="Choose erode mask modifier",
+           lo=-400, hi=400),
+    Option("blur_mask_modifier", int, 0, "Feather the mask edge.", prompt="Choose blur mask modifier", lo=0, hi=400),
+    Option("motion_blur_power", int, 0, "Blur the face along its motion between frames (one face per frame "
+           "only).", prompt="Choose motion blur power", lo=0, hi=100),
+    Option("output_face_scale", int, 0, "Scale the pasted face (percent).", prompt="Choose output face scale "
+           "modifier", lo=-50, hi=50),
+    Option("color_transfer_mode", str, "rct", "Recolour the predicted face toward the dst face.",
+           prompt="Color transfer to predicted face", choices=COLOR_TRANSFER_MODES),
+    Option("sharpen_mode", str, "none", "Filter used by blursharpen_amount.", prompt="Choose sharpen mode",
+           choices=SHARPEN_MODES),
+    Option("blursharpen_amount", int, 0, "Sharpen (+) or blur (-) the face.", prompt="Choose blur/sharpen amount",
+           lo=-100, hi=100),
+    Option("image_denoise_power", int, 0, "Median-filter the dst frame before compositing.",
+           prompt="Choose image degrade by denoise power", lo=0, hi=500),
+    Option("bicubic_degrade_power", int, 0, "Soften the face by bicubic down/up-scaling.",
+           prompt="Choose image degrade by bicubic rescale power", lo=0, hi=100),
+    Option("color_degrade_power", int, 0, "Reduce the face to 256 colours, blended by power.",
+           prompt="Degrade color power of final image", lo=0, hi=100),
+]
+OPTIONS: dict[str, Option] = {o.name: o for o in SCHEMA}
+PROMPT_DEFAULTS: dict[str, Any] = {"mask_mode": "dst", "hist_match_threshold": 255}
+CYCLES: dict[str, tuple[str, ...]] = {"mode": MODES, "mask_mode": MASK_MODES,
+                                      "color_transfer_mode": COLOR_TRANSFER_MODES, "sharpen_mode": SHARPEN_MODES}
+
+
+@dataclass(frozen=True)
+class MergerConfig:
+    """One frame's merge settings (resolved, validated option values)."""
+    mode: str = "overlay"
+    masked_hist_match: bool = True
+    hist_match_threshold: int = 238
+    mask_mode: str = "learned-prd*learned-dst"
+    erode_mask_modifier: int = 0
+    blur_mask_modifier: int = 0
+    motion_blur_power: int = 0
+    output_face_scale: int = 0
+    color_transfer_mode: str = "rct"
+    sharpen_mode: str = "none"
+    blursharpen_amount: int = 0
+    image_denoise_power: int = 0
+    bicubic_degrade_power: int = 0
+    color_degrade_power: int = 0
+
+    @classmethod
+    def from_options(cls, given: Mapping[str, Any] | None = None, ask: bool = False) -> MergerConfig:
+        """Build from DeepFaceLab option names (flags/config/saved), validating every value."""
+        return cls(**resolve(SCHEMA, dict(given or {}), ask=ask))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (str/int/bool only) for the interactive session file."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MergerConfig:
+        """Inverse of `to_dict`; missing keys take defaults, bad values raise VisageError."""
+        return cls.from_options(d)
+
+
+def cycle(cfg: MergerConfig, field: str, step: int = 1) -> MergerConfig:
+    """Next (or, with step -1, previous) choice of a choice field, wrapping around."""
+    choices = CYCLES.get(field)
+    if choices is None:
+        raise VisageError(f"'{field}' cannot be cycled; choose one of {', '.join(CYCLES)}")
+    i = choices.index(getattr(cfg, field))
+    return replace(cfg, **{field: choices[(i + step) % len(choices)]})
+
+
+def adjust(cfg: MergerConfig, field: str, delta: int) -> MergerConfig:
+    """Add `delta` to a numeric field, clamped to its DeepFaceLab range."""
+    opt = OPTIONS.get(field)
+    if opt is None or opt.kind is not int:
+        raise VisageError(f"'{field}' is not a numeric merger option")
+    value = int(min(max(getattr(cfg, field) + delta, opt.lo), opt.hi))
+    return replace(cfg, **{field: value})
+
+
+def toggle(cfg: MergerConfig, field: str) -> MergerConfig:
+    """Flip a bool field (masked_hist_match, the `z` key)."""
+    if OPTIONS.get(field) is None or OPTIONS[field].kind is not bool:
+        raise VisageError(f"'{field}' is not a yes/no merger option")
+    return replace(cfg, **{field: not getattr(cfg, field)})
+

@@ -40,7 +40,7 @@ def run_in_pty(args: list[str], reply: Callable[[str], str | None], timeout: flo
             elif proc.poll() is not None:
                 break
             tail = out[answered:]
-            line = tail.replace("\r", "\n").rstrip(" ").split("\n")[-1]
+            line = tail.replace("\r", "\n").rstrip(" \n").split("\n")[-1]
             if line.endswith(":") or line.endswith("settings."):
                 answer = reply(line)
                 if answer is not None:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from core.errors import VisageError
-from core.facelib.face_meta import extract, read_meta
+from core.facelib.face_meta import extract, jpeg_size, read_meta
 from core.facelib.face_type import FaceType, face_type_from_str
 from core.facelib.geometry import estimate_yaw
 from core.fileio import list_images
@@ -73,25 +73,6 @@ def sample_from_meta(path: str | Path, meta, image_size: int) -> Sample:
                   has_xseg=meta.xseg_mask is not None, yaw=yaw, pitch=pitch)
 
 
-def _jpeg_size(data: bytes, path: Path) -> int:
-    """Side of a JPEG from its SOF header (no pixel decode; aligned faces are square)."""
-    pos = 2
-    while pos + 9 < len(data):
-        if data[pos] != 0xFF:
-            break
-        marker = data[pos + 1]
-        if marker == 0xFF:                 # fill byte
-            pos += 1
-            continue
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h = int.from_bytes(data[pos + 5:pos + 7], "big")
-            w = int.from_bytes(data[pos + 7:pos + 9], "big")
-            return max(h, w)
-        pos += 2 + length
-    raise VisageError(f"{path} is a corrupt JPEG (no frame header); re-extract this face")
-
-
 def load_samples(faces_dir: str | Path) -> list[Sample]:
     """Every aligned face in `faces_dir` (natural file order), from metadata alone."""
     faces_dir = Path(faces_dir)
@@ -107,7 +88,7 @@ def load_samples(faces_dir: str | Path) -> list[Sample]:
         except OSError as e:
             raise VisageError(f"could not read face file {p}: {e.strerror or e}") from e
         meta = extract(data, name=str(p)) or read_meta(p)    # read_meta gives the "no metadata" error
-        samples.append(sample_from_meta(p, meta, _jpeg_size(data, p)))
+        samples.append(sample_from_meta(p, meta, max(jpeg_size(data, name=str(p)))))
     return samples
 
 

@@ -233,6 +233,18 @@ def _split_jpeg(data: bytes, name: str) -> tuple[list[_Segment], bytes]:
     raise VisageError(f"{name} is a truncated JPEG (no image data)")
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # frame headers (not DHT/JPG/DAC)
+
+
+def jpeg_size(jpeg_bytes: bytes, *, name: str = "JPEG data") -> tuple[int, int]:
+    """(height, width) from the JPEG frame header, without decoding any pixels."""
+    segments, _ = _split_jpeg(jpeg_bytes, name)
+    for seg in segments:
+        if seg.marker in _SOF_MARKERS and len(seg.payload) >= 5:
+            return int.from_bytes(seg.payload[1:3], "big"), int.from_bytes(seg.payload[3:5], "big")
+    raise VisageError(f"{name} is a corrupt JPEG (no frame header); re-extract this face")
+
+
 def _is_visage(seg: _Segment) -> bool:
     return seg.marker == _APP15 and seg.payload.startswith(SIGNATURE)
 

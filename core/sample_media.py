@@ -8,7 +8,6 @@ verified, and only the listed media files are unpacked into the cache
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys

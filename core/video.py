@@ -246,6 +246,22 @@ def video_codec_args(suffix: str, lossless: bool, bitrate: float) -> list[str]:
             "-pix_fmt", "yuv420p"]
 
 
+# Keys ffmpeg's AVI muxer keeps (RIFF INFO: ICMT, INAM, IART, ...); it silently drops any other key.
+_AVI_KEYS = ("comment", "title", "artist", "copyright", "date", "genre", "language", "album", "track",
+             "encoded_by")
+
+
+def _avi_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """AVI has no custom tags: keys it would drop are folded into the comment as `key=value`
+    (so the synthetic-media label's machine-readable keys survive in an .avi too)."""
+    kept = {k: v for k, v in metadata.items() if k.lower() in _AVI_KEYS}
+    comment = kept.get("comment", "")
+    extra = [f"{k}={v}" for k, v in metadata.items() if k.lower() not in _AVI_KEYS and v != comment]
+    if extra:
+        kept["comment"] = "; ".join(([comment] if comment else []) + extra)
+    return kept
+
+
 def build_encode_args(output_file: str, frame_suffix: str, fps: float, audio_from: str | None = None,
                       lossless: bool = False, bitrate: float = 16,
                       metadata: dict[str, str] | None = None) -> list[str]:
@@ -255,6 +271,8 @@ def build_encode_args(output_file: str, frame_suffix: str, fps: float, audio_fro
     args += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"] \
         if audio_from else ["-map", "0:v:0"]
     args += video_codec_args(suffix, lossless, bitrate)
+    if metadata and suffix == ".avi":
+        metadata = _avi_metadata(metadata)
     for key, value in (metadata or {}).items():
         if not key or "=" in key:
             raise VisageError(f"invalid metadata key '{key}'")
@@ -456,16 +474,36 @@ def denoise_image_sequence(input_dir: str | os.PathLike, factor: int = 7) -> int
     return len(files)
 
 
+def frames_are_labelled(files: list[Path]) -> bool:
+    """Whether a frame sequence is merged (synthetic) output: its first frame is a PNG carrying the
+    synthetic-media label (core.synthetic_label). Decided here, inside video_from_sequence, rather than
+    in a CLI so that every caller (`videoed video-from-sequence`, the step 8 scripts, the demo) labels
+    the video without having to remember to. Only the first frame is read: the merger labels every
+    frame it writes, so a merged folder's first frame is labelled, and reading one file keeps this
+    free. JPG frames cannot carry the PNG label, so a JPG sequence is never labelled."""
+    if not files or files[0].suffix.lower() != ".png":
+        return False
+    from core.synthetic_label import is_labelled_png
+    try:
+        return is_labelled_png(files[0].read_bytes())
+    except (OSError, VisageError):
+        return False                        # unreadable / not really a PNG: the encoder reports it
+
+
 def video_from_sequence(input_dir: str | os.PathLike, output_file: str | os.PathLike,
                         reference_file: str | os.PathLike | None = None, ext: str = "png",
                         fps: float | None = None, bitrate: float = 16, include_audio: bool = True,
                         lossless: bool = False, metadata: dict[str, str] | None = None) -> Path:
     """Frames (natural order) -> video. fps: explicit `fps`, else the reference's, else 25. Audio comes
     from the reference when asked and present (never trimmed: every frame is kept); a reference without
-    audio gives a warning and the video is still written."""
+    audio gives a warning and the video is still written. Merged (labelled) frames give a labelled
+    video whatever `metadata` says: see frames_are_labelled."""
     from core import interact
     ext = ext.lower().lstrip(".")
     files = _frames(input_dir, (f".{ext}",) + ((".jpeg",) if ext == "jpg" else ()))
+    if frames_are_labelled(files):
+        from core.synthetic_label import video_metadata
+        metadata = {**(metadata or {}), **video_metadata()}     # the label wins over a caller's keys
     target = Path(output_file)
     video_codec_args(target.suffix, lossless, bitrate)          # fail early on a bad extension
     ref = probe(_require_file(reference_file, "reference video"), count=False) if reference_file else None

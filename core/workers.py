@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections import deque
 import signal
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -54,6 +55,46 @@ def run_pool(func: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
         try:
             for result in pool.imap_unordered(func, jobs):
                 bar.update(weight(result))
+                yield result
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    finally:
+        bar.close()
+
+
+def run_pipeline(func: Callable[[Any], Any], jobs: Iterable[Any], workers: int, total: int,
+                 desc: str = "", max_pending: int = 0) -> Iterator[Any]:
+    """Like run_pool, for jobs this process produces as it goes (e.g. model predictions).
+
+    The parent keeps making jobs while the workers run earlier ones; at most `max_pending`
+    (default 4 per worker) wait at once, so a long video is never held in memory whole.
+    Results come back in job order.
+    """
+    bar = tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, smoothing=0.1)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                result = func(job)
+                bar.update(1)
+                yield result
+            return
+        limit = max_pending or 4 * workers
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(None, ()))
+        pending: deque = deque()
+        try:
+            for job in jobs:
+                pending.append(pool.apply_async(func, (job,)))
+                while pending and (len(pending) >= limit or pending[0].ready()):
+                    result = pending.popleft().get()
+                    bar.update(1)
+                    yield result
+            while pending:
+                result = pending.popleft().get()
+                bar.update(1)
                 yield result
             pool.close()
         except BaseException:

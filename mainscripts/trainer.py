@@ -105,8 +105,8 @@ def status_line(it: int, ms: float, src: float, dst: float) -> str:
     return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]"
 
 
-def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES) -> int:
-    """Run until Enter/Ctrl-C/target iteration; returns the process exit code."""
+def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0) -> int:
+    """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
     history_every = 10 * max(1, model.net["resolution"] // 64)
@@ -139,6 +139,10 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
                 last_file_preview = now
             action = preview.poll()
             if action == "save_exit":
+                break
+            if max_minutes and now - started > max_minutes * 60:
+                print()
+                interact.log_info(f"Time limit of {max_minutes:g} minutes reached.")
                 break
             if action == "save":
                 model.save()

@@ -41,8 +41,10 @@ def register(subparsers: "argparse._SubParsersAction", parent: argparse.Argument
     t.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_dst")
     t.add_argument("--factor", type=int, help="denoise strength 1..20 (asked; default 7)")
 
-    t = tool("video-from-sequence", "Encode a folder of frames to a video, with the reference's fps and audio.",
-             _encode)
+    # Merged (labelled PNG) frames always give a video labelled as synthetic media in its container
+    # metadata; core.video.video_from_sequence decides it, so every caller gets it (no flag to turn it off).
+    t = tool("video-from-sequence", "Encode a folder of frames to a video, with the reference's fps and audio. "
+             "Merged frames give a video labelled as synthetic media.", _encode)
     t.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_dst/merged")
     t.add_argument("--output-file", required=True, help="video to write (.mp4, .mov, .mkv or .avi)")
     t.add_argument("--reference-file", help="original video: gives the fps and the audio; 'name.*' = first match")

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from core import interact
-from core.errors import VisageError
 from core.options import Option, resolve
 from models.model_files import ModelFiles, pick_model
 
@@ -90,18 +89,7 @@ class ModelBase:
     # --- weights ----------------------------------------------------------------------------
     def _load_weights(self) -> list[str]:
         """Load each part's file; parts without a file stay freshly initialised (returned)."""
-        fresh = []
-        for part, model in self.parts.items():
-            arrays = self.files.load_arrays(part)
-            if arrays is None:
-                fresh.append(part)
-                continue
-            weights = [arrays[k] for k in sorted(arrays)]
-            expected = [tuple(w.shape) for w in model.weights]
-            if [tuple(w.shape) for w in weights] != expected:
-                raise VisageError(f"{self.files.path(part + '.npz')} does not fit this model's options; "
-                                  f"delete it to re-initialise the part")
-            model.set_weights(weights)
+        fresh = self.files.load_parts(self.parts)
         if not self.is_first_run and fresh:
             interact.log_info(f"Initialising {', '.join(fresh)} (no saved weights)")
         opt = self.files.load_arrays("optimizer")

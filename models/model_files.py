@@ -57,6 +57,21 @@ class ModelFiles:
         except (ValueError, OSError) as e:
             raise VisageError(f"{path} is damaged ({e}); delete it to re-initialise that part") from e
 
+    def load_parts(self, parts: dict) -> list[str]:
+        """Set each network part's weights from its file; returns the parts that have no file."""
+        fresh = []
+        for part, model in parts.items():
+            arrays = self.load_arrays(part)
+            if arrays is None:
+                fresh.append(part)
+                continue
+            weights = [arrays[k] for k in sorted(arrays)]
+            if [tuple(w.shape) for w in weights] != [tuple(w.shape) for w in model.weights]:
+                raise VisageError(f"{self.path(part + '.npz')} does not fit this model's options; "
+                                  f"delete it to re-initialise the part")
+            model.set_weights(weights)
+        return fresh
+
     def files(self) -> list[Path]:
         return sorted(p for p in self.dir.glob(f"{glob_escape(self.prefix)}*") if p.is_file())
 

@@ -25,10 +25,11 @@ class Quick96Model(SAEHDModel):
     def option_schema(self) -> list[Option]:
         return list(COMMON_OPTIONS)
 
-    def network_settings(self) -> dict:
-        self.options.update(FIXED)
+    @classmethod
+    def settings_from_options(cls, o: dict) -> dict:
+        o.update(FIXED)
         return dict(archi="df-ud", kind="df", resolution=96, face_type="full_face", ae_dims=128, e_dims=64,
-                    d_dims=64, d_mask_dims=16, lr=self.LEARNING_RATE, rmsprop=True, lr_dropout=True, lr_cos=0,
+                    d_dims=64, d_mask_dims=16, lr=cls.LEARNING_RATE, rmsprop=True, lr_dropout=True, lr_cos=0,
                     opt_on_cpu=False)
 
     def train_step(self, batch) -> tuple[float, float]:

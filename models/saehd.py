@@ -74,9 +74,15 @@ class SAEHDModel(ModelBase):
 
     # --- network ---------------------------------------------------------------------------
     def network_settings(self) -> dict:
-        """Checked, snapped settings of the network (Quick96 overrides with fixed values)."""
+        return self.settings_from_options(self.options)
+
+    @classmethod
+    def settings_from_options(cls, o: dict) -> dict:
+        """Checked, snapped settings of the network; snaps `o` in place (Quick96 fixes them).
+
+        A classmethod so the merger can rebuild the network from saved options alone.
+        """
         from core.nn.archis import parse_archi, resolution_step
-        o = self.options
         try:
             kind, _ = parse_archi(o["archi"])
         except ValueError as e:
@@ -88,7 +94,7 @@ class SAEHDModel(ModelBase):
             o[k] += o[k] % 2
         return dict(archi=o["archi"], kind=kind, resolution=res, face_type=LONG_FACE_TYPE[o["face_type"]],
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
-                    lr=self.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
+                    lr=cls.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
                     lr_cos=500 if o["lr_dropout"] != "n" else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 

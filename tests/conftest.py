@@ -114,3 +114,29 @@ def full_faceset(frames, tmp_path_factory) -> Path:
     """3 full_face 128 px faces of the woman (every 160th frame): narrower than whole_face."""
     return _extract_faceset(frames("WolfgangLanger_Pexels.mp4", every=160),
                             tmp_path_factory.mktemp("faceset_full") / "aligned", "full_face")
+
+
+@pytest.fixture(scope="session")
+def display():
+    """One Xvfb server for the whole test run, as $DISPLAY (window tests skip without Xvfb).
+
+    Session-wide because Qt keeps its X connection for the life of the process and exits
+    when that server goes away: a server per test would kill the test process at random.
+    """
+    import shutil
+    import time
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed")
+    num = 90 + os.getpid() % 9
+    server = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{num}"
+    yield f":{num}"
+    server.terminate()
+    server.wait()
+    if old is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = old

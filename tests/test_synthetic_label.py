@@ -1,5 +1,4 @@
 """Merged frames and videos carry the synthetic-media label where standard tools read it."""
-import subprocess
 
 import cv2
 import numpy as np

@@ -2,32 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
-
-
-@pytest.fixture
-def display():
-    num = 90 + os.getpid() % 9
-    server = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{num}"
-    yield f":{num}"
-    server.terminate()
-    server.wait()
-    if old is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = old
 
 
 def test_preview_window_keys_save_backup_and_exit(display, src_faceset, dst_faceset, tmp_path, monkeypatch):

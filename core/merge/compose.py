@@ -1,7 +1,7 @@
 """DeepFaceLab's masked merge: put a model's predicted face back into a dst frame.
 
-Per face: crop the dst face with the one geometry function, predict, build and process the
-mask (masks.py), recolour / hist-match / filter the predicted face in crop space, warp face
+Per face: crop the dst face with the one geometry function (`crop_face`), predict, then
+`compose_face`: build and process the mask (masks.py), recolour / hist-match / filter the predicted face in crop space, warp face
 and mask back with the inverse affine and composite by mode. Each choice (mode, mask mode,
 colour transfer, sharpen filter) is one dispatch table, so the interactive merger, batch
 merge and the bench all run exactly this code. NumPy/OpenCV only: the merge runs in worker
@@ -213,26 +213,60 @@ def _unwarp(img: np.ndarray, mat: np.ndarray, size: tuple[int, int], interp: int
     return out if out.ndim == 3 else out[..., None]
 
 
-def merge_face(frame: Frame, face: FaceLike, predict: Predict, model_resolution: int,
-               model_face_type: FaceType | int, cfg: MergerConfig,
-               motion: Motion | None = None) -> tuple[Frame, Mask]:
-    """Swap one face into `frame`; returns (merged uint8 frame, float32 (H, W, 1) merge mask)."""
-    h, w = frame.shape[:2]
-    if cfg.mode == "original":
-        return frame.copy(), np.zeros((h, w, 1), np.float32)
-    spec = MODES[cfg.mode]
+def _shift(mat: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The frame->crop affine re-based on a region whose top-left corner is (x0, y0)."""
+    out = np.array(mat, np.float64)
+    out[:, 2] += out[:, :2] @ np.array([x0, y0], np.float64)
+    return out
+
+
+def _region(mat: np.ndarray, res: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Frame box (x0, y0, x1, y1) holding the crop square (plus 2 px), clipped to the frame."""
+    inv = cv2.invertAffineTransform(np.asarray(mat, np.float64))
+    corners = np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64) @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A dst face cut out of its frame at the model's resolution: the model's input."""
+    landmarks: np.ndarray     # (68, 2) frame pixels
+    face_type: int
+    resolution: int
+    mat: np.ndarray           # (2, 3) frame -> crop
+    dst: Face                 # the crop, float32 BGR in [0, 1]
+    hull: Mask                # the dst landmark hull in crop space
+
+
+def crop_face(frame: Frame, face: FaceLike, model_resolution: int, model_face_type: FaceType | int) -> FaceCrop:
     res, lm = int(model_resolution), np.asarray(face.source_landmarks, np.float32)
     mat = face_transform(lm, model_face_type, res)
     dst = cv2.warpAffine(frame, mat, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255.0
-    prd, prd_mask, dst_mask = (np.clip(np.asarray(a, np.float32), 0.0, 1.0) for a in predict(dst))
     hull = hull_mask((res, res), transform_points(lm, mat), getattr(face, "eyebrows_expand_mod", 1.0))
-    mask = build_mask(cfg.mask_mode, hull, prd_mask.reshape(res, res, 1), dst_mask.reshape(res, res, 1))
+    return FaceCrop(lm, int(model_face_type), res, mat, dst, hull)
+
+
+def compose_face(frame: Frame, crop: FaceCrop, prediction: tuple[Face, Mask, Mask], cfg: MergerConfig,
+                 motion: Motion | None = None) -> tuple[Frame, Mask]:
+    """Composite one predicted face into `frame`: (merged uint8 frame, float32 (H, W, 1) mask).
+
+    All frame-space work runs on the box around the face only; outside it the result is
+    the (denoised) frame exactly, or black for raw-predict.
+    """
+    h, w = frame.shape[:2]
+    if cfg.mode == "original":
+        return frame.copy(), np.zeros((h, w, 1), np.float32)
+    spec, res, lm, dst = MODES[cfg.mode], crop.resolution, crop.landmarks, crop.dst
+    prd, prd_mask, dst_mask = (np.clip(np.asarray(a, np.float32), 0.0, 1.0) for a in prediction)
+    mask = build_mask(cfg.mask_mode, crop.hull, prd_mask.reshape(res, res, 1), dst_mask.reshape(res, res, 1))
 
     if not spec.raw:
         prd = COLOR_TRANSFERS[cfg.color_transfer_mode](prd, dst, mask)
         if spec.hist:
             prd = hist_match(prd, dst, cfg.hist_match_threshold, mask if cfg.masked_hist_match else None)
-        prd = motion_blur(prd, mat, motion, cfg.motion_blur_power)
+        prd = motion_blur(prd, crop.mat, motion, cfg.motion_blur_power)
         prd = blursharpen(prd, cfg.sharpen_mode, cfg.blursharpen_amount)
         prd = color_degrade(bicubic_degrade(prd, cfg.bicubic_degrade_power), cfg.color_degrade_power)
         work_mask = process_mask(mask, cfg.erode_mask_modifier, cfg.blur_mask_modifier)
@@ -240,32 +274,60 @@ def merge_face(frame: Frame, face: FaceLike, predict: Predict, model_resolution:
         work_mask = cv2.resize(mask, (res * WORK_SCALE,) * 2)[..., None]
 
     scale = 1.0 + 0.01 * cfg.output_face_scale
-    out_mat = face_transform(lm, model_face_type, res, scale=scale)
-    work_mat = face_transform(lm, model_face_type, res * WORK_SCALE, scale=scale)
+    out_mat = face_transform(lm, crop.face_type, res, scale=scale)
+    work_mat = face_transform(lm, crop.face_type, res * WORK_SCALE, scale=scale)
     bg8 = denoise(frame, cfg.image_denoise_power)
-    face_f = _unwarp(prd, out_mat, (w, h), cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
-    mask_f = np.clip(_unwarp(work_mask, work_mat, (w, h), cv2.INTER_LINEAR, cv2.BORDER_CONSTANT), 0.0, 1.0)
-    square = _unwarp(np.ones((res, res), np.float32), out_mat, (w, h), cv2.INTER_NEAREST, cv2.BORDER_CONSTANT)
-    out, out_mask = spec.composite(bg8.astype(np.float32) / 255.0, face_f, mask_f, square)
-    merged = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if spec.composite is not _raw_predict:               # outside the mask: the (denoised) frame exactly
-        merged = np.where(out_mask > 0, merged, bg8)
-    return merged, out_mask.astype(np.float32)
+    x0, y0, x1, y1 = _region(out_mat, res, w, h)
+    merged = np.zeros_like(frame) if spec.composite is _raw_predict else bg8.copy()
+    full_mask = np.zeros((h, w, 1), np.float32)
+    if x1 > x0 and y1 > y0:
+        size, om, wm = (x1 - x0, y1 - y0), _shift(out_mat, x0, y0), _shift(work_mat, x0, y0)
+        bg = bg8[y0:y1, x0:x1].astype(np.float32) / 255.0
+        face_f = _unwarp(prd, om, size, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+        mask_f = np.clip(_unwarp(work_mask, wm, size, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT), 0.0, 1.0)
+        square = _unwarp(np.ones((res, res), np.float32), om, size, cv2.INTER_NEAREST, cv2.BORDER_CONSTANT)
+        out, out_mask = spec.composite(bg, face_f, mask_f, square)
+        out8 = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if spec.composite is not _raw_predict:           # outside the mask: the (denoised) frame exactly
+            out8 = np.where(out_mask > 0, out8, bg8[y0:y1, x0:x1])
+        merged[y0:y1, x0:x1] = out8
+        full_mask[y0:y1, x0:x1] = out_mask
+    if spec.composite is _raw_predict:
+        full_mask[:] = 1.0
+    return merged, full_mask
 
 
-def merge_frame(frame: Frame, faces: Sequence[FaceLike], predict: Predict, model_resolution: int,
-                model_face_type: FaceType | int, cfg: MergerConfig,
-                motions: Sequence[Motion | None] | None = None) -> tuple[Frame, Mask]:
-    """Merge every face of one frame in turn; the frame mask is the max of the face masks.
+def merge_face(frame: Frame, face: FaceLike, predict: Predict, model_resolution: int,
+               model_face_type: FaceType | int, cfg: MergerConfig,
+               motion: Motion | None = None) -> tuple[Frame, Mask]:
+    """Swap one face into `frame`: crop, predict, composite (see compose_face)."""
+    if cfg.mode == "original":
+        return compose_face(frame, None, None, cfg)     # type: ignore[arg-type]
+    crop = crop_face(frame, face, model_resolution, model_face_type)
+    return compose_face(frame, crop, predict(crop.dst), cfg, motion)
+
+
+def compose_frame(frame: Frame, crops: Sequence[FaceCrop], predictions: Sequence[tuple[Face, Mask, Mask]],
+                  cfg: MergerConfig, motions: Sequence[Motion | None] | None = None) -> tuple[Frame, Mask]:
+    """Composite every face of one frame in turn; the frame mask is the max of the face masks.
 
     A frame with no faces comes back unchanged with an empty mask. The frame is denoised
     once (with the first face), not once per face.
     """
     out = frame.copy()
     total = np.zeros((*frame.shape[:2], 1), np.float32)
-    for i, face in enumerate(faces):
+    for i, (crop, prediction) in enumerate(zip(crops, predictions)):
         step_cfg = cfg if i == 0 else replace(cfg, image_denoise_power=0)
         motion = motions[i] if motions is not None else None
-        out, mask = merge_face(out, face, predict, model_resolution, model_face_type, step_cfg, motion)
+        out, mask = compose_face(out, crop, prediction, step_cfg, motion)
         total = np.maximum(total, mask)
     return out, total
+
+
+def merge_frame(frame: Frame, faces: Sequence[FaceLike], predict: Predict, model_resolution: int,
+                model_face_type: FaceType | int, cfg: MergerConfig,
+                motions: Sequence[Motion | None] | None = None) -> tuple[Frame, Mask]:
+    """Crop, predict and composite every face of one frame (see compose_frame)."""
+    crops = [crop_face(frame, f, model_resolution, model_face_type) for f in faces]
+    predictions = [predict(c.dst) for c in crops] if cfg.mode != "original" else [None] * len(crops)
+    return compose_frame(frame, crops, predictions, cfg, motions)

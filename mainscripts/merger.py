@@ -1,0 +1,164 @@
+"""`merge`: swap every dst face through a trained model and write merged frames and masks.
+
+DeepFaceLab's flow: pick the model, "Use interactive merger?" — yes opens the keyboard
+merger (per-frame settings, session kept in the model folder), no asks the settings once
+(or takes them from --opt / --config) and merges every frame with worker processes. The
+parent process decodes frames, crops faces and runs the model in batches; workers
+composite and write (mainscripts/merge_worker.py). A batch merge that is stopped resumes
+where it stopped when run again with the same model iteration and settings.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Iterator
+
+from core import interact
+from core.errors import VisageError
+
+BOOL = argparse.BooleanOptionalAction
+STATE_FILE = ".visage_merge.json"
+PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("merge", parents=[parent], help="merge: swap the dst faces through a trained model")
+    p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
+    p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
+    p.add_argument("--output-mask-dir", help="merge masks (default: <output-dir>_mask)")
+    p.add_argument("--aligned-dir", help="dst aligned faces (default: <input-dir>/aligned)")
+    p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
+    p.add_argument("--model", required=True, choices=["SAEHD", "Quick96"])
+    p.add_argument("--force-model-name", help="use this model without the picker")
+    p.add_argument("--cpu-only", action="store_true", help="run the model on the CPU even when a GPU is present")
+    p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")
+    p.add_argument("--workers", type=int, help="batch merge worker processes (asked; default: CPU cores)")
+    p.add_argument("--opt", action="append", metavar="NAME=VALUE",
+                   help="merger option, e.g. --opt mode=overlay --opt mask_mode=dst --opt erode_mask_modifier=10")
+    p.add_argument("--config", help="JSON file of merger option: value")
+    p.set_defaults(func=cli)
+
+
+def cli(args: argparse.Namespace) -> int:
+    from core.merge.frames import load_frames
+    from core.options import load_config, parse_opt_flags
+    from core.workers import default_workers
+    from models.predictor import FacePredictor
+    input_dir, output_dir = Path(args.input_dir), Path(args.output_dir)
+    mask_dir = Path(args.output_mask_dir) if args.output_mask_dir else output_dir.with_name(output_dir.name + "_mask")
+    frames = load_frames(input_dir, Path(args.aligned_dir) if args.aligned_dir else input_dir / "aligned")
+    given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    predictor = FacePredictor(args.model_dir, args.model, args.force_model_name, args.cpu_only)
+    interactive = args.interactive
+    if interactive is None:
+        interactive = interact.is_interactive() and interact.input_bool(
+            "Use interactive merger?", True, "Yes: a window to tune the settings frame by frame with the keyboard. "
+            "No: ask the settings once and merge every frame.")
+    if interactive:
+        from mainscripts.merger_interactive import interactive_merge
+        return interactive_merge(frames, predictor, output_dir, mask_dir, Path(args.model_dir), given)
+    cfg = batch_config(given, ask=interact.is_interactive())
+    workers = args.workers
+    if workers is None:
+        workers = default_workers()
+        if interact.is_interactive():
+            workers = interact.input_int("Number of workers?", workers, (1, 4 * workers),
+                                         "Processes that composite and write frames while the model predicts.")
+    return batch_merge(frames, predictor, cfg, output_dir, mask_dir, max(1, workers))
+
+
+# ------------------------------------------------------------------ settings
+
+HIST_ONLY = ("masked_hist_match", "hist_match_threshold")
+
+
+def _applies(name: str, mode: str) -> bool:
+    """DeepFaceLab asks only what the mode uses: nothing for original/raw, hist options for hist modes."""
+    if mode == "original" or mode.startswith("raw"):
+        return False
+    return name not in HIST_ONLY or "hist" in mode
+
+
+def batch_config(given: dict[str, Any], ask: bool) -> Any:
+    """Merger settings: given (flags/config) > asked (DeepFaceLab's prompt defaults) > prompt defaults."""
+    from core.merge.config import OPTIONS, PROMPT_DEFAULTS, SCHEMA, MergerConfig
+    from core.options import resolve
+    mode = resolve([OPTIONS["mode"]], {k: v for k, v in given.items() if k == "mode"}, ask=ask)["mode"]
+    wanted = [o for o in SCHEMA if o.name != "mode" and _applies(o.name, mode)]
+    names = {o.name for o in wanted}
+    values = resolve(wanted, {k: v for k, v in given.items() if k in names}, PROMPT_DEFAULTS, ask=ask)
+    return MergerConfig.from_options({**PROMPT_DEFAULTS, **given, **values, "mode": mode})
+
+
+# ------------------------------------------------------------------ batch merge
+
+def _resume_plan(frames: list, cfg: Any, predictor: Any, output_dir: Path, mask_dir: Path) -> list:
+    """Frames still to merge: all of them unless the last run had this model iteration and these settings."""
+    from core.fileio import atomic_write_json, read_json
+    state = {"model": predictor.title, "iteration": predictor.iteration, "config": cfg.to_dict()}
+    path = output_dir / STATE_FILE
+    previous = None
+    if path.is_file():
+        try:
+            previous = read_json(path)
+        except VisageError:
+            previous = None
+    if previous == state:
+        todo = [f for f in frames
+                if not ((output_dir / (f.path.stem + ".png")).is_file() and (mask_dir / (f.path.stem + ".png")).is_file())]
+        if len(todo) < len(frames):
+            interact.log_info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames are already merged")
+        return todo
+    if previous is not None:
+        interact.log_info("The model or the settings changed since the last merge: merging every frame again")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, state)
+    return list(frames)
+
+
+def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path,
+                 failures: list[tuple[str, str]]) -> Iterator[Any]:
+    """MergeJobs in frame order: frames decoded and faces cropped here, predicted in batches."""
+    from core.fileio import read_image
+    from core.merge.compose import crop_face
+    from core.workers import chunked
+    from mainscripts.merge_worker import MergeJob
+    for group in chunked(todo, PREDICT_FRAMES):
+        jobs, crops = [], []
+        for f in group:
+            job = MergeJob(f.path, output_dir / (f.path.stem + ".png"), mask_dir / (f.path.stem + ".png"), cfg,
+                           motions=list(f.motions))
+            if f.faces:
+                job.frame = read_image(f.path)
+                if job.frame is None:
+                    failures.append((f.name, "unreadable image"))
+                    continue
+                if cfg.mode != "original":
+                    job.crops = [crop_face(job.frame, m, predictor.resolution, predictor.face_type) for m in f.faces]
+                    crops += job.crops
+            jobs.append(job)
+        predictions = iter(predictor.predict_batch([c.dst for c in crops]))
+        for job in jobs:
+            job.predictions = [next(predictions) for _ in job.crops]
+            yield job
+
+
+def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int) -> int:
+    from core.merge.frames import count_faces
+    from core.workers import run_pipeline
+    from mainscripts.merge_worker import run_job
+    todo = _resume_plan(frames, cfg, predictor, output_dir, mask_dir)
+    failures: list[tuple[str, str]] = []
+    jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures)
+    for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):
+        if error:
+            failures.append((name, error))
+    with_faces = sum(1 for f in todo if f.faces)
+    interact.log_info(f"Merged {len(todo) - len(failures)} frames into {output_dir} ({with_faces} with faces, "
+                      f"{count_faces(todo)} faces; frames without a face are copied unchanged)")
+    if failures:
+        interact.log_warn(f"{len(failures)} frame(s) could not be merged and were skipped, e.g. "
+                          f"{failures[0][0]}: {failures[0][1]}; fix them and run merge again to finish")
+        return 1
+    return 0

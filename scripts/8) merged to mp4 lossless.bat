@@ -1,0 +1,5 @@
+@echo off
+rem Step 8: workspace/data_dst/merged into workspace/result.mp4 (lossless libx264 crf 0) with the fps and sound of data_dst.*; merged frames give a video labelled as synthetic media.
+call "%~dp0_env.bat" || exit /b 1
+"%PY%" "%MAIN%" videoed video-from-sequence --input-dir "%WORKSPACE%\data_dst\merged" --output-file "%WORKSPACE%\result.mp4" --reference-file "%WORKSPACE%\data_dst.*" --include-audio --lossless %*
+pause

@@ -1,0 +1,29 @@
+"""The README's demo, whole: sample clips -> frames -> faces -> Quick96 -> merge -> result.mp4."""
+from __future__ import annotations
+
+import json
+
+import main
+from core import interact
+from core.sample_media import sample_path
+from core.video import probe
+from tests.test_step8_video import container_tags, label_seen
+
+
+def test_demo_writes_a_labelled_result_with_the_dst_timing_and_audio(tmp_path):
+    ws = tmp_path / "wörkspace"
+    try:
+        assert main.main(["demo", "--workspace", str(ws), "--train-minutes", "0.2", "--non-interactive"]) == 0
+    finally:
+        interact.set_non_interactive(False)
+    dst = probe(sample_path("single_face.mp4"))
+    result = probe(ws / "result.mp4")
+    assert result.frame_count == dst.frame_count == len(list((ws / "data_dst").glob("*.png")))
+    assert abs(result.fps - dst.fps) < 0.01
+    assert abs(result.duration - dst.duration) < 0.1                              # same duration
+    assert result.has_audio == dst.has_audio is True
+    assert label_seen(container_tags(ws / "result.mp4"), ".mp4")
+    model = json.loads((ws / "model" / "demo_Quick96_data.json").read_text())
+    assert model["iter"] >= 2                                                     # it really trained
+    merged = sorted((ws / "data_dst" / "merged").glob("*.png"))
+    assert len(merged) == result.frame_count

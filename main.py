@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("videoed", "extractor", "trainer", "merger", "bench", "demo")
+COMMAND_MODULES = ("videoed", "extractor", "sorter", "util", "facesettool", "trainer", "merger", "bench", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,9 @@
 
 Speed is never asserted in tests; it is measured here on demand. `bench extract` times
 the real `extract` command (worker start-up included) on frames decoded from a sample
-clip and breaks the time down per stage. Later issues add `bench train` and `bench merge`.
+clip and breaks the time down per stage; `bench train` times training iterations
+(mainscripts/bench_train.py) and `bench merge` batch merge's frames/s at the dst resolution,
+per stage (mainscripts/bench_merge.py).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.add_argument("--warmup", type=int, default=5)
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
     t.set_defaults(func=bench_train)
+    from mainscripts.bench_merge import register as register_merge
+    register_merge(bsub)
 
 
 def bench_train(args: argparse.Namespace) -> int:

@@ -9,15 +9,13 @@ between frames: `>` stops it, any other key stops it and then acts as usual.
 """
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import replace
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from core.errors import VisageError
+from core.windows import open_window
 from core.merge.config import MergerConfig
 from core.merge.interactive import KEY_ESC, KEY_HELP, MergerState, config_lines, handle_key, status_line
 
@@ -93,13 +91,6 @@ def compose_view(merged: np.ndarray, mask: np.ndarray, state: MergerState) -> np
     return np.concatenate([body, status_bar(status_line(state), body.shape[1])], axis=0)
 
 
-def _display_available() -> bool:
-    """False on Linux without an X/Wayland display: Qt would abort the process instead of raising."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
-
-
 class _Window:
     def __init__(self, title: str, render: Render, commit: Commit, save: Save):
         self.title, self.render, self.commit_fn, self.save = title, render, commit, save
@@ -160,12 +151,7 @@ class _Window:
 def run_window(state: MergerState, render: Render, commit: Commit, save: Save,
                title: str = "Visage merger") -> MergerState:
     """Run the interactive merger until Esc (or the window is closed); returns the final state."""
-    if not _display_available():
-        raise VisageError(NO_WINDOW)
-    try:
-        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
-    except cv2.error as e:
-        raise VisageError(NO_WINDOW) from e
+    open_window(title, NO_WINDOW)
     win, shown = _Window(title, render, commit, save), None
     while not state.quit:
         view = (state.index, state.cfg, state.zoom, state.show_help, state.checkerboard, state.auto_process)

@@ -62,11 +62,8 @@ class Preview:
         self.src, self.dst = faces.src.target, faces.dst.target
         self.title = f"{model.files.name}_{model.CLASS_NAME}"
         if window:
-            import cv2
-            try:
-                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
-            except cv2.error as e:
-                raise VisageError("cannot open the preview window (no display?); use --no-preview") from e
+            from core.windows import open_window
+            open_window(self.title, "cannot open the preview window (no display?); use --no-preview")
 
     def image(self):
         from mainscripts.train_preview import render_preview

@@ -14,10 +14,10 @@ from typing import Sequence
 import numpy as np
 
 from core.errors import VisageError
-from core.facelib.face_meta import extract, jpeg_size, read_meta
+from core.facelib.face_meta import extract, jpeg_size
 from core.facelib.face_type import FaceType, face_type_from_str
 from core.facelib.geometry import estimate_yaw
-from core.fileio import list_images
+from core.faceset_pak import PakEntry, is_aux_image, read_entry, read_faceset
 
 YAW_BINS = 128        # DeepFaceLab's uniform-yaw bins over ±YAW_LIMIT
 YAW_LIMIT = 1.2
@@ -36,6 +36,7 @@ class Sample:
     has_xseg: bool = False
     yaw: float = 0.0                 # approximate radians, + = face turned toward image right
     pitch: float = 0.0               # approximate radians, + = chin down
+    pak_entry: PakEntry | None = None   # set when the face lives inside a faceset.pak
 
 
 def _span(lm: np.ndarray, a: tuple[int, ...], b: tuple[int, ...], axis: int) -> float:
@@ -62,7 +63,7 @@ def estimate_pose(aligned_landmarks: np.ndarray) -> tuple[float, float]:
     return yaw, pitch
 
 
-def sample_from_meta(path: str | Path, meta, image_size: int) -> Sample:
+def sample_from_meta(path: str | Path, meta, image_size: int, pak_entry: PakEntry | None = None) -> Sample:
     """Build a Sample from a FaceMeta (kept separate so tests can build sets without files)."""
     yaw, pitch = estimate_pose(meta.landmarks)
     return Sample(path=str(path), face_type=face_type_from_str(meta.face_type),
@@ -70,26 +71,39 @@ def sample_from_meta(path: str | Path, meta, image_size: int) -> Sample:
                   source_landmarks=np.asarray(meta.source_landmarks, np.float32),
                   image_to_face_mat=np.asarray(meta.image_to_face_mat, np.float32),
                   eyebrows_expand_mod=float(meta.eyebrows_expand_mod),
-                  has_xseg=meta.xseg_mask is not None, yaw=yaw, pitch=pitch)
+                  has_xseg=meta.xseg_mask is not None, yaw=yaw, pitch=pitch, pak_entry=pak_entry)
+
+
+def read_sample_bytes(sample: Sample) -> bytes:
+    """The face's JPEG bytes, from its file or from the faceset.pak holding it (one code path)."""
+    if sample.pak_entry is not None:
+        return read_entry(sample.pak_entry)
+    try:
+        return Path(sample.path).read_bytes()
+    except OSError as e:
+        raise VisageError(f"could not read face file {sample.path}: {e.strerror or e}") from e
+
+
+def _sample_from_bytes(path: Path, data: bytes, pak_entry: PakEntry | None = None) -> Sample | None:
+    meta = extract(data, name=str(path))
+    if meta is None:
+        if is_aux_image(path):                     # util's _debug/_mask images: not faces
+            return None
+        raise VisageError(f"{path} has no Visage face metadata; extract faces with `main.py extract` first")
+    return sample_from_meta(path, meta, max(jpeg_size(data, name=str(path))), pak_entry)
 
 
 def load_samples(faces_dir: str | Path) -> list[Sample]:
-    """Every aligned face in `faces_dir` (natural file order), from metadata alone."""
-    faces_dir = Path(faces_dir)
-    if not faces_dir.is_dir():
-        raise VisageError(f"faceset folder not found: {faces_dir}")
-    files = list_images(faces_dir, exts=(".jpg", ".jpeg"))
-    if not files:
+    """Every aligned face in `faces_dir` (natural file order), from metadata alone.
+
+    A folder holding `faceset.pak` (util --pack-faceset) is read from the pak, in the order
+    the faces were packed; loose faces beside a pak are refused rather than silently mixed.
+    """
+    samples = [_sample_from_bytes(path, data, entry) for path, data, entry in read_faceset(faces_dir)]
+    found = [s for s in samples if s is not None]
+    if not found:
         raise VisageError(f"no aligned faces in {faces_dir}; run extract first")
-    samples = []
-    for p in files:
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise VisageError(f"could not read face file {p}: {e.strerror or e}") from e
-        meta = extract(data, name=str(p)) or read_meta(p)    # read_meta gives the "no metadata" error
-        samples.append(sample_from_meta(p, meta, max(jpeg_size(data, name=str(p)))))
-    return samples
+    return found
 
 
 def yaw_bins(yaws: Sequence[float], bins: int = YAW_BINS, limit: float = YAW_LIMIT) -> list[np.ndarray]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -28,7 +27,7 @@ from core.imagelib.color_transfer import color_transfer
 from core.imagelib.hsv import random_hsv_shift
 from core.imagelib.masks import decode_xseg_mask, eyes_mouth_mask, hull_mask
 from core.imagelib.warp import WarpParams, gen_warp_params, identity_params, warp_by_params
-from samplelib.sample import Sample
+from samplelib.sample import Sample, read_sample_bytes
 
 
 @dataclass(frozen=True)
@@ -147,10 +146,7 @@ def load_image(sample: Sample, reduce: int = 1) -> tuple[np.ndarray, bytes | Non
     The file is read once: the pixels and, for XSeg faces, the metadata come from the same
     bytes.
     """
-    try:
-        data = Path(sample.path).read_bytes()
-    except OSError as e:
-        raise VisageError(f"could not read face file {sample.path}: {e.strerror or e}") from e
+    data = read_sample_bytes(sample)
     xseg = None
     if sample.has_xseg:
         meta = extract(data, name=sample.path)

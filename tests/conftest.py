@@ -140,3 +140,12 @@ def display():
         os.environ.pop("DISPLAY", None)
     else:
         os.environ["DISPLAY"] = old
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after_each_test():
+    """Models set Keras' global precision policy (bf16 on this kind of CPU); later tests expect fp32."""
+    yield
+    import sys
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

@@ -174,12 +174,14 @@ def test_interrupted_batch_merge_resumes_without_redoing_frames(frames, dst_face
            "--workers", "1", "--opt", "mode=seamless", "--opt", "color_transfer_mode=sot-m"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("*.png"))) < 2:
+    def finished():
+        return [p for p in out.glob("*.png") if not p.name.startswith(".tmp_")]
+    while time.monotonic() < deadline and len(finished()) < 2:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()[-2000:]
-    done = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    done = {p.name: p.stat().st_mtime_ns for p in finished()}
     total = len(list(frames_dir.glob("*.png")))
     assert 2 <= len(done) < total                               # stopped part-way
     assert not list(out.glob(".tmp_*"))                         # nothing half-written
@@ -260,3 +262,19 @@ def test_interactive_merger_window_saves_and_restores_the_session(display, dst, 
         assert json.loads(session.read_text())["configs"] == saved["configs"]
     finally:
         session.unlink(missing_ok=True)
+
+
+def test_packed_aligned_faces_and_debug_images_merge_the_same(dst, model_dir, overlay, tmp_path):
+    """dst faces packed into faceset.pak, with util's debug images beside it: the same merge."""
+    frames_dir, aligned = dst
+    packed = tmp_path / "aligned"
+    shutil.copytree(aligned, packed)
+    assert main.main(["util", "--input-dir", str(packed), "--add-landmarks-debug-images", "--non-interactive"]) == 0
+    assert list(packed.glob("*_debug.jpg"))
+    assert main.main(["util", "--input-dir", str(packed), "--pack-faceset", "--delete-originals",
+                      "--non-interactive"]) == 0
+    assert (packed / "faceset.pak").is_file() and not [p for p in packed.glob("*.jpg") if "_debug" not in p.name]
+    out = tmp_path / "merged"
+    assert merge(frames_dir, packed, model_dir, out, "mode=overlay", "mask_mode=dst", "color_transfer_mode=rct") == 0
+    for p in sorted(overlay.glob("*.png")):
+        assert np.array_equal(load(out / p.name), load(p))

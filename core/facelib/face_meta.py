@@ -316,6 +316,22 @@ def embed(jpeg_bytes: bytes, meta: FaceMeta, *, name: str = "JPEG data") -> byte
     return b"".join((b"\xff\xd8", *raws[:at], *new, *raws[at:], tail))
 
 
+def legacy_dfl_payload(jpeg_bytes: bytes, *, name: str = "JPEG data") -> bytes | None:
+    """The raw APP15 payload of a DeepFaceLab face, or None; it is never decoded here.
+
+    Only core/facelib/dfl_import.py decodes it, through its restricted loader.
+    """
+    segments, _ = _split_jpeg(jpeg_bytes, name)
+    return next((s.payload for s in segments if _is_legacy_dfl(s)), None)
+
+
+def strip_metadata(jpeg_bytes: bytes, *, name: str = "JPEG data") -> bytes:
+    """`jpeg_bytes` without Visage and DeepFaceLab face metadata; everything else unchanged."""
+    segments, tail = _split_jpeg(jpeg_bytes, name)
+    kept = [s.raw for s in segments if not (_is_visage(s) or _is_legacy_dfl(s))]
+    return b"".join((b"\xff\xd8", *kept, tail))
+
+
 def extract(jpeg_bytes: bytes, *, name: str = "JPEG data") -> FaceMeta | None:
     """The Visage metadata in `jpeg_bytes`, or None if it has none.
 

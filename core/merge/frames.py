@@ -1,6 +1,6 @@
 """Which dst faces belong to which frame, and how each face moves: the merger's input plan.
 
-Faces come from the dst aligned folder: each face file's metadata names its source frame,
+Faces come from the dst aligned folder (or its faceset.pak): each face's metadata names its source frame,
 so the folder can be sorted or thinned freely (a deleted face = that face is not swapped).
 Motion (for motion blur) is the landmarks' centre moving between the neighbouring frames,
 and only when no frame has more than one face, as in DeepFaceLab: with several faces a
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import VisageError
-from core.facelib.face_meta import FaceMeta, read_meta
+from core.facelib.face_meta import FaceMeta, extract
+from core.faceset_pak import is_aux_image, read_faceset
 from core.fileio import list_images
 
 Motion = tuple[float, float]
@@ -47,8 +48,12 @@ def load_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[FrameInf
     by_name = {f.name: f for f in frames}
     by_stem = {f.path.stem: f for f in frames}
     missing: list[str] = []
-    for face_path in list_images(aligned_dir, (".jpg", ".jpeg")):
-        meta = read_meta(face_path)
+    for face_path, data, _ in read_faceset(aligned_dir):
+        meta = extract(data, name=str(face_path))
+        if meta is None:
+            if is_aux_image(face_path):            # util's _debug/_mask images beside the faces
+                continue
+            raise VisageError(f"{face_path} has no Visage face metadata; extract faces with `main.py extract` first")
         frame = by_name.get(meta.source_filename) or by_stem.get(Path(meta.source_filename).stem)
         if frame is None:
             missing.append(face_path.name)

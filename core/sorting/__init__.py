@@ -1,0 +1,1 @@
+"""The `sort` command's library: per-face features, orders, best-face selection, identity, renaming."""

@@ -1,0 +1,4 @@
+@echo off
+call "%~dp0_env.bat" || exit /b 1
+"%PY%" "%MAIN%" util --input-dir "%WORKSPACE%\data_src\aligned" --restore-faceset-metadata %*
+pause

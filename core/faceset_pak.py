@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from core.errors import VisageError
+from core.fileio import atomic_writer
 
 PAK_NAME = "faceset.pak"
 MAGIC = b"VISAGEPAK"
@@ -205,28 +205,14 @@ def write_pak(pak_path: str | os.PathLike, files: list[Path]) -> None:
         index.append({"name": p.name, "offset": offset, "length": len(data), "crc32": zlib.crc32(data)})
         offset += len(data)
     blob = json.dumps({"files": index}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pak", dir=pak_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_HEADER.pack(MAGIC, VERSION, len(blob)))
-            f.write(blob)
-            for p, item in zip(files, index):
-                data = _read(p)
-                if len(data) != item["length"] or zlib.crc32(data) != item["crc32"]:
-                    raise VisageError(f"{p} changed while it was being packed; run the pack again")
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, pak_path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and e.errno == 28:
-            raise VisageError(f"disk full while writing {pak_path}; free some space and run again "
-                              "(nothing was deleted)") from e
-        raise
+    with atomic_writer(pak_path) as f:
+        f.write(_HEADER.pack(MAGIC, VERSION, len(blob)))
+        f.write(blob)
+        for p, item in zip(files, index):
+            data = _read(p)
+            if len(data) != item["length"] or zlib.crc32(data) != item["crc32"]:
+                raise VisageError(f"{p} changed while it was being packed; run the pack again")
+            f.write(data)
 
 
 @dataclass

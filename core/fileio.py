@@ -6,12 +6,13 @@ full disk never leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
@@ -20,14 +21,20 @@ from core.errors import VisageError
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the new one."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A file to write `path` through: readers see the old file or the whole new one, never a part.
+
+    The data goes to a temporary file in the same folder, is fsynced, then renamed over the
+    target; on any error (Ctrl-C, full disk) the temporary file is removed and the target
+    is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -40,6 +47,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             raise VisageError(f"disk full while writing {path}; free some space and run again "
                               "(nothing was half-written)") from e
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the new one."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -26,3 +26,23 @@ def open_window(title: str, no_display_message: str) -> None:
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
     except cv2.error as e:
         raise VisageError(no_display_message) from e
+
+
+class CloseWatch:
+    """Tells when the user closed a window with its title-bar button.
+
+    Only a window seen visible once can count as closed: some platforms never report
+    visibility, and there the window simply cannot be closed that way.
+    """
+
+    def __init__(self, title: str):
+        self.title, self.seen_visible = title, False
+
+    def closed(self) -> bool:
+        import cv2
+        try:
+            visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            visible = False
+        self.seen_visible |= visible
+        return self.seen_visible and not visible

@@ -30,6 +30,24 @@ def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
         initializer(*initargs)
 
 
+def _pooled(workers: int, start: Callable[[Any], Iterable[Any]], initializer: Callable | None = None,
+            initargs: tuple = ()) -> Iterator[Any]:
+    """Results of start(pool) on a spawn pool whose workers ignore Ctrl-C; terminated on any error."""
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(initializer, initargs))
+    try:
+        yield from start(pool)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _bar(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, smoothing=0.1)
+
+
 def run_pool(func: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
              initializer: Callable | None = None, initargs: tuple = (),
              desc: str = "", total: int | None = None,
@@ -39,31 +57,16 @@ def run_pool(func: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
     `total` and `weight(result)` let a job count for several items on the bar (a chunk of
     frames). With `workers <= 1` everything runs in this process (easier to debug).
     """
-    bar = tqdm(total=total if total is not None else len(jobs), desc=desc, unit="frame",
-               dynamic_ncols=True, smoothing=0.1)
-    try:
+    with _bar(total if total is not None else len(jobs), desc) as bar:
         if workers <= 1 or len(jobs) <= 1:
             if initializer:
                 initializer(*initargs)
-            for job in jobs:
-                result = func(job)
-                bar.update(weight(result))
-                yield result
-            return
-        ctx = mp.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(initializer, initargs))
-        try:
-            for result in pool.imap_unordered(func, jobs):
-                bar.update(weight(result))
-                yield result
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    finally:
-        bar.close()
+            results = map(func, jobs)
+        else:
+            results = _pooled(workers, lambda pool: pool.imap_unordered(func, jobs), initializer, initargs)
+        for result in results:
+            bar.update(weight(result))
+            yield result
 
 
 def run_pipeline(func: Callable[[Any], Any], jobs: Iterable[Any], workers: int, total: int,
@@ -74,36 +77,23 @@ def run_pipeline(func: Callable[[Any], Any], jobs: Iterable[Any], workers: int, 
     (default 4 per worker) wait at once, so a long video is never held in memory whole.
     Results come back in job order.
     """
-    bar = tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, smoothing=0.1)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                result = func(job)
-                bar.update(1)
-                yield result
-            return
-        limit = max_pending or 4 * workers
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(None, ()))
-        pending: deque = deque()
-        try:
-            for job in jobs:
-                pending.append(pool.apply_async(func, (job,)))
-                while pending and (len(pending) >= limit or pending[0].ready()):
-                    result = pending.popleft().get()
-                    bar.update(1)
-                    yield result
-            while pending:
-                result = pending.popleft().get()
-                bar.update(1)
-                yield result
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    finally:
-        bar.close()
+    with _bar(total, desc) as bar:
+        results = map(func, jobs) if workers <= 1 else \
+            _pooled(workers, lambda pool: _bounded(pool, func, jobs, max_pending or 4 * workers))
+        for result in results:
+            bar.update(1)
+            yield result
+
+
+def _bounded(pool: Any, func: Callable, jobs: Iterable[Any], limit: int) -> Iterator[Any]:
+    """Submit jobs as they come, at most `limit` waiting; yield results in job order."""
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.apply_async(func, (job,)))
+        while pending and (len(pending) >= limit or pending[0].ready()):
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from core.windows import open_window
+from core.windows import CloseWatch, open_window
 from core.facelib.draw import draw_landmarks
 from core.facelib.face_finder import FoundFace
 from core.facelib.face_type import FaceType
@@ -94,7 +94,7 @@ class _Window:
         self.window_size, self.face_type, self.landmarker = window_size, face_type, landmarker
         self.pending: list = []
         self.dirty = True
-        self.seen_visible = False
+        self.close_watch = CloseWatch(title)
         self.index, self.img, self.readable = -1, np.zeros((1, 1, 3), np.uint8), False
         self.load(0)
         self.state = ManualState.new(len(frames), self.size)
@@ -152,14 +152,6 @@ class _Window:
         cv2.imshow(self.title, compose_view(self.img, self.state, self.scale, name, self.face_type))
         self.dirty = False
 
-    def closed(self) -> bool:
-        try:
-            visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
-        except cv2.error:
-            visible = False
-        self.seen_visible |= visible
-        return self.seen_visible and not visible
-
 
 def run_window(frames: list[Path], decide: Decide, window_size: int = 1368,
                face_type: FaceType = FaceType.WHOLE_FACE, title: str = "Visage manual extract") -> ManualState:
@@ -178,7 +170,7 @@ def run_window(frames: list[Path], decide: Decide, window_size: int = 1368,
         key = cv2.waitKey(POLL_MS)
         if key >= 0:
             win.on_key(key & 0xFF)
-        elif win.closed():
+        elif win.close_watch.closed():
             win.on_key(ord("q"))
     win.run_actions()                 # the last Accept / Skip before quitting
     try:

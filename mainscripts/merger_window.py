@@ -15,7 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from core.windows import open_window
+from core.windows import CloseWatch, open_window
 from core.merge.config import MergerConfig
 from core.merge.interactive import KEY_ESC, KEY_HELP, MergerState, config_lines, handle_key, status_line
 
@@ -97,7 +97,7 @@ class _Window:
         self.cache_key: tuple[int, MergerConfig] | None = None
         self.cache: tuple[np.ndarray, np.ndarray] | None = None
         self.written: dict[int, MergerConfig] = {}
-        self.seen_visible = False
+        self.close_watch = CloseWatch(title)
 
     def show(self, state: MergerState) -> None:
         key = (state.index, state.cfg)
@@ -138,15 +138,6 @@ class _Window:
                 state = self.apply(state, key & 0xFF)
         return state
 
-    def closed(self) -> bool:
-        """True once a window that was visible has been closed with its title-bar button."""
-        try:
-            visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
-        except cv2.error:
-            visible = False
-        self.seen_visible |= visible
-        return self.seen_visible and not visible
-
 
 def run_window(state: MergerState, render: Render, commit: Commit, save: Save,
                title: str = "Visage merger") -> MergerState:
@@ -163,7 +154,7 @@ def run_window(state: MergerState, render: Render, commit: Commit, save: Save,
             continue
         key = cv2.waitKey(POLL_MS)
         if key < 0:
-            if not win.closed():
+            if not win.close_watch.closed():
                 continue
             key = KEY_ESC
         state = win.apply(state, key & 0xFF)

@@ -149,3 +149,20 @@ def _float32_policy_after_each_test():
     import sys
     if "keras" in sys.modules:
         sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(autouse=True)
+def _restore_interactive():
+    """Commands run with --non-interactive switch prompting off process-wide; switch it back."""
+    yield
+    from core import interact
+    interact.set_non_interactive(False)
+
+
+@pytest.fixture
+def faces(src_faceset, tmp_path) -> Path:
+    """A private copy of src_faceset (12 faces of the woman) that a test may change."""
+    import shutil
+    folder = tmp_path / "aligned"
+    shutil.copytree(src_faceset, folder)
+    return folder

@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 import main
-from core import interact
 from mainscripts.bench_merge import STAGES
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
 
 
 def test_bench_merge_reports_rate_and_every_stage(capsys):

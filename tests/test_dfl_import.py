@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from core.errors import VisageError
 from core.facelib import face_meta as fm
 from core.facelib.dfl_import import RefusedPickle, load_dfl_dict
 from core.facelib.face_meta import extract, read_meta, strip_metadata
 from tests.test_trainer import TINY, train_cli
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
 
 
 def with_dfl_segment(jpeg: bytes, payload: bytes) -> bytes:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from pathlib import Path
 
@@ -11,26 +10,12 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from core.errors import VisageError
 from core.faceset_pak import PAK_NAME, PakReader, pack, unpack
 from core.facelib.face_meta import read_meta
 from samplelib.sample import load_samples
 from samplelib.sample_processor import load_image
 from tests.test_trainer import TINY, train_cli
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
-
-
-@pytest.fixture
-def faces(src_faceset, tmp_path) -> Path:
-    folder = tmp_path / "aligned"
-    shutil.copytree(src_faceset, folder)
-    return folder
 
 
 def util(folder: Path, *flags: str) -> int:

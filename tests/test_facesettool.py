@@ -1,7 +1,6 @@
 """`facesettool resize` on real faces: re-warped images, landmarks, polygons and masks stay consistent."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from core.facelib.face_finder import align_face
 from core.facelib.face_meta import read_face, read_meta, update_meta
 from core.facelib.face_type import FaceType
@@ -17,19 +15,6 @@ from core.facelib.geometry import face_transform, transform_points
 from core.fileio import read_image
 from mainscripts.facesettool import resize_face
 from samplelib.sample import load_samples
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
-
-
-@pytest.fixture
-def faces(src_faceset, tmp_path) -> Path:
-    folder = tmp_path / "aligned"
-    shutil.copytree(src_faceset, folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

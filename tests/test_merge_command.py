@@ -14,19 +14,12 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from core.facelib.face_meta import read_meta
 from core.synthetic_label import is_labelled_png
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["archi=df-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2",
         "target_iter=2"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
 
 
 @pytest.fixture(scope="module")

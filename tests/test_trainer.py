@@ -13,17 +13,10 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from models.model_files import ModelFiles
 
 TINY = ["archi=liae-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2"]
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
 
 
 def train_cli(src, dst, model_dir, model="SAEHD", opts=(), extra=()):

@@ -9,23 +9,9 @@ import numpy as np
 import pytest
 
 import main
-from core import interact
 from core.facelib.face_meta import extract, read_face, read_meta, update_meta
 from core.fileio import read_image
 from samplelib.sample import load_samples
-
-
-@pytest.fixture(autouse=True)
-def _restore_interactive():
-    yield
-    interact.set_non_interactive(False)
-
-
-@pytest.fixture
-def faces(src_faceset, tmp_path) -> Path:
-    folder = tmp_path / "aligned"
-    shutil.copytree(src_faceset, folder)
-    return folder
 
 
 def util(folder: Path, *flags: str) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from core.errors import VisageError
+from core.fileio import FILE_MODE
 
 PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", ".tif": "tiff",
                ".tiff": "tiff", ".webp": "webp"}
@@ -349,6 +350,7 @@ def _staged(target: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -37,9 +37,14 @@ def log_err(msg: str) -> None:
     print(f"{Fore.RED}error: {msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
 
 
-def _ask(prompt: str, default: T, parse: Callable[[str], T], help_text: str, shown: str) -> T:
-    """Ask until `parse` accepts the answer; empty answer = default, '?' = help."""
-    line = f"[{shown}] {prompt}" + (" ( ?:help )" if help_text else "") + " : "
+def _ask(prompt: str, default: T, parse: Callable[[str], T], help_text: str, shown: str, hint: str = "") -> T:
+    """Ask until `parse` accepts the answer; empty answer = default, '?' = help.
+
+    DeepFaceLab's line: `[default] prompt ( hint ?:help ) : `, the hint being the range
+    (`0..24`), `y/n` or the choices (`n/y/cpu`).
+    """
+    extras = " ".join(x for x in (hint, "?:help" if help_text else "") if x)
+    line = f"[{shown}] {prompt}" + (f" ( {extras} )" if extras else "") + " : "
     if not is_interactive():
         log_info(f"{line}{shown}")
         return default
@@ -66,14 +71,20 @@ def _in_range(value, lo, hi):
     return value
 
 
+def _range_hint(lo, hi) -> str:
+    return f"{lo:g}..{hi:g}" if lo is not None and hi is not None else ""
+
+
 def input_int(prompt: str, default: int, valid_range: tuple[int | None, int | None] = (None, None),
               help_text: str = "") -> int:
-    return _ask(prompt, default, lambda s: _in_range(int(s), *valid_range), help_text, str(default))
+    return _ask(prompt, default, lambda s: _in_range(int(s), *valid_range), help_text, str(default),
+                _range_hint(*valid_range))
 
 
 def input_float(prompt: str, default: float, valid_range: tuple[float | None, float | None] = (None, None),
                 help_text: str = "") -> float:
-    return _ask(prompt, default, lambda s: _in_range(float(s), *valid_range), help_text, str(default))
+    return _ask(prompt, default, lambda s: _in_range(float(s), *valid_range), help_text, str(default),
+                _range_hint(*valid_range))
 
 
 def parse_bool(s: str) -> bool:
@@ -86,7 +97,7 @@ def parse_bool(s: str) -> bool:
 
 
 def input_bool(prompt: str, default: bool, help_text: str = "") -> bool:
-    return _ask(prompt, default, parse_bool, help_text, "y" if default else "n")
+    return _ask(prompt, default, parse_bool, help_text, "y" if default else "n", "y/n")
 
 
 def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: str = "") -> str:
@@ -96,7 +107,7 @@ def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: s
         if s.lower() not in lowered:
             raise ValueError(f"'{s}' is not one of: {', '.join(choices)}")
         return lowered[s.lower()]
-    return _ask(f"{prompt} ( {' / '.join(choices)} )", default, parse, help_text, default)
+    return _ask(prompt, default, parse, help_text, default, "/".join(choices))
 
 
 def input_str(prompt: str, default: str, help_text: str = "") -> str:

@@ -106,7 +106,7 @@ def _resume_plan(frames: list, cfg: Any, predictor: Any, output_dir: Path, mask_
     if previous == state:
         todo = [f for f in frames
                 if not ((output_dir / (f.path.stem + ".png")).is_file() and (mask_dir / (f.path.stem + ".png")).is_file())]
-        if len(todo) < len(frames):
+        if 0 < len(todo) < len(frames):
             interact.log_info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames are already merged")
         return todo
     if previous is not None:
@@ -149,6 +149,10 @@ def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_d
     from core.workers import run_pipeline
     from mainscripts.merge_worker import run_job
     todo = _resume_plan(frames, cfg, predictor, output_dir, mask_dir)
+    if not todo:
+        interact.log_info(f"All {len(frames)} frames are already merged in {output_dir} with this model iteration "
+                          f"and these settings; nothing to do")
+        return 0
     failures: list[tuple[str, str]] = []
     jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures)
     for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):

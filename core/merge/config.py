@@ -27,13 +27,16 @@ COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "s
 SHARPEN_MODES = ("none", "box", "gaussian")
 
 SCHEMA: list[Option] = [
-    Option("mode", str, "overlay", "How the predicted face is put into the frame.", choices=MODES),
+    Option("mode", str, "overlay", "How the predicted face is put into the frame: overlay = blend by the mask; "
+           "hist-match = match the histograms first; seamless = Poisson blending; raw-rgb / raw-predict = the "
+           "prediction as is, on the frame / on black; original = the frame unchanged.", prompt="Choose mode",
+           choices=MODES),
     Option("masked_hist_match", bool, True, "hist-match modes: match histograms inside the mask only.",
            prompt="Masked hist match?"),
     Option("hist_match_threshold", int, 238, "hist-match modes: lower values darken/clip the brightest "
            "tones of the matched face.", prompt="Hist match threshold", lo=0, hi=255),
     Option("mask_mode", str, "learned-prd*learned-dst", "Which mask limits the swap: dst = landmark hull "
-           "of the dst face; learned-* = masks the model predicts.", choices=MASK_MODES),
+           "of the dst face; learned-* = masks the model predicts.", prompt="Choose mask mode", choices=MASK_MODES),
     Option("erode_mask_modifier", int, 0, "Shrink (+) or grow (-) the mask.", prompt="Choose erode mask modifier",
            lo=-400, hi=400),
     Option("blur_mask_modifier", int, 0, "Feather the mask edge.", prompt="Choose blur mask modifier", lo=0, hi=400),

@@ -28,7 +28,10 @@ def test_ctrl_c_mid_extraction_keeps_whole_files_and_resumes(frames, tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(list(out.glob("*.jpg"))) < 30 and proc.poll() is None and time.monotonic() < deadline:
+
+    def finished():                              # not the .tmp_ files of writes in progress
+        return [p for p in out.glob("*.jpg") if not p.name.startswith(".tmp_")]
+    while len(finished()) < 30 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "extraction finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)

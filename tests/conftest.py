@@ -166,3 +166,22 @@ def faces(src_faceset, tmp_path) -> Path:
     folder = tmp_path / "aligned"
     shutil.copytree(src_faceset, folder)
     return folder
+
+
+@pytest.fixture
+def woman(src_faceset, tmp_path) -> Path:
+    """12 tagged faces of the woman (w_<frame>_0) in a fresh folder (the sort tests)."""
+    from tests.sort_support import copy_tagged
+    folder = tmp_path / "aligned"
+    copy_tagged(src_faceset, folder, "w_")
+    return folder
+
+
+@pytest.fixture
+def mixed(src_faceset, dst_faceset, tmp_path) -> Path:
+    """12 tagged faces of the woman (w_*) and 12 of the man (m_*) (the sort tests)."""
+    from tests.sort_support import copy_tagged
+    folder = tmp_path / "aligned"
+    copy_tagged(src_faceset, folder, "w_")
+    copy_tagged(dst_faceset, folder, "m_")
+    return folder

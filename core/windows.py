@@ -28,6 +28,17 @@ def open_window(title: str, no_display_message: str) -> None:
         raise VisageError(no_display_message) from e
 
 
+def text_panel(lines: list[str], width: int, scale: float = 0.45, line_h: int = 18, shade: int = 40):
+    """Grey strip with one line of light text per entry: status bars and help screens."""
+    import cv2
+    import numpy as np
+    img = np.full((len(lines) * line_h + 6, width, 3), shade, np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(img, line, (6, (i + 1) * line_h - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (230, 230, 230), 1,
+                    cv2.LINE_AA)
+    return img
+
+
 class CloseWatch:
     """Tells when the user closed a window with its title-bar button.
 

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from core.windows import CloseWatch, open_window
+from core.windows import CloseWatch, open_window, text_panel
 from core.facelib.draw import draw_landmarks
 from core.facelib.face_finder import FoundFace
 from core.facelib.face_type import FaceType
@@ -56,10 +56,7 @@ def landmarks_for_rect(landmarker: FaceLandmarker, img: np.ndarray, rect: Rect, 
 
 
 def _panel(lines: list[str], width: int) -> np.ndarray:
-    img = np.full((len(lines) * LINE_H + 6, width, 3), 32, np.uint8)
-    for i, line in enumerate(lines):
-        cv2.putText(img, line, (6, (i + 1) * LINE_H - 4), FONT, FONT_SCALE, (230, 230, 230), 1, cv2.LINE_AA)
-    return img
+    return text_panel(lines, width, FONT_SCALE, LINE_H, shade=32)
 
 
 def compose_view(img: np.ndarray, state: ManualState, scale: float, name: str, face_type: FaceType) -> np.ndarray:

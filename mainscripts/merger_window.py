@@ -15,7 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from core.windows import CloseWatch, open_window
+from core.windows import CloseWatch, open_window, text_panel
 from core.merge.config import MergerConfig
 from core.merge.interactive import KEY_ESC, KEY_HELP, MergerState, config_lines, handle_key, status_line
 
@@ -31,13 +31,6 @@ CHECKER, CHECKER_SHADES = 16, np.array([96, 160], np.uint8)
 HELP_MIN_W = 640
 
 
-def _text_panel(lines: list[str], width: int, shade: int = 40) -> np.ndarray:
-    img = np.full((len(lines) * LINE_H + 6, width, 3), shade, np.uint8)
-    for i, line in enumerate(lines):
-        cv2.putText(img, line, (6, (i + 1) * LINE_H - 2), FONT, FONT_SCALE, TEXT, 1, cv2.LINE_AA)
-    return img
-
-
 def status_bar(text: str, width: int) -> np.ndarray:
     """The status line, wrapped at ' | ' to fit `width`."""
     lines: list[str] = []
@@ -47,7 +40,7 @@ def status_bar(text: str, width: int) -> np.ndarray:
             lines[-1] = joined
         else:
             lines.append(part)
-    return _text_panel(lines, width)
+    return text_panel(lines, width)
 
 
 def _text_w(text: str) -> int:

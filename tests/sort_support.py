@@ -1,9 +1,10 @@
-"""Helpers of the sort tests (their fixtures `woman` and `mixed` are in conftest.py): tagged copies of real faces and their variants.
+"""Helpers of the sort tests: tagged copies of real faces and their variants.
 
 Each face gets a tag in its metadata (`extra["tag"]`, written with update_meta so the
 image stays byte-identical); a sort renames files, so the tags read back in file order
 are the new order. Variants (blurred, darkened, mirrored, tilted, bordered copies) are
-re-encoded with write_face, so they stay valid faces with the right landmarks.
+re-encoded with write_face, so they stay valid faces with the right landmarks. The fixtures
+`woman` and `mixed` built from these are in conftest.py.
 """
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 
 from core.errors import VisageError
@@ -30,6 +29,7 @@ class IdentityEncoder:
 
     def embed(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """Embedding (128,) float32 of the face with these 68 landmarks (image pixels)."""
+        import cv2                   # here, not at the top: `extract`'s CLI reads SAME_PERSON at start-up
         dlib, lm = self._dlib, np.asarray(landmarks, np.float64)
         rect = dlib.rectangle(*(int(round(v)) for v in (*lm.min(0), *lm.max(0))))
         shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in lm])

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")
     e.add_argument("--workers", type=int, default=0, help="0 = one per CPU core")
     e.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
+    e.add_argument("--landmarks", choices=("mesh", "ibug68"), default="mesh", help="as extract --landmarks")
     e.set_defaults(func=bench_extract)
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
     t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
@@ -82,14 +83,15 @@ def bench_extract(args: argparse.Namespace) -> int:
         runs = []
         for i in range(max(1, args.repeats)):
             report = extract(frames_dir, Path(tmp) / f"aligned_{i}", face_type=face_type_from_str(args.face_type),
-                             image_size=args.image_size, jpeg_quality=90, workers=workers)
+                             image_size=args.image_size, jpeg_quality=90, workers=workers,
+                             landmarks=args.landmarks)
             runs.append(report)
     n = len(frames)
     fps = [r.frames / r.seconds for r in runs]
     best = runs[fps.index(statistics.median(fps))] if len(fps) % 2 else runs[0]
     interact.log_info("")
     interact.log_info(f"bench extract: {clip.name} {info.width}x{info.height}, {n} frames -> "
-                      f"{args.face_type} {args.image_size}px, {workers} worker(s)")
+                      f"{args.face_type} {args.image_size}px, {workers} worker(s), landmarks {args.landmarks}")
     interact.log_info(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     interact.log_info(f"  video -> png frames : {n / t_video:7.1f} frames/s ({t_video:.2f} s)")
     interact.log_info(f"  extract end to end  : {statistics.median(fps):7.1f} frames/s median of "

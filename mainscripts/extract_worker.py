@@ -33,6 +33,7 @@ class ExtractSettings:
     smooth_radius: int          # 0 = no temporal smoothing
     filter_refs: np.ndarray | None = field(default=None, compare=False)   # (m, 128) reference embeddings
     filter_threshold: float = SAME_PERSON
+    landmarks: str = "mesh"     # "ibug68": refine the mesh's 68 points with dlib's iBUG predictor
 
 
 @dataclass
@@ -47,9 +48,9 @@ _finder: FaceFinder | None = None
 _encoder: IdentityEncoder | None = None     # made on first use (only with --filter-ref)
 
 
-def init_worker(threads: int = 1) -> None:
+def init_worker(threads: int = 1, ibug68: bool = False) -> None:
     global _finder
-    _finder = FaceFinder(threads=threads)
+    _finder = FaceFinder(threads=threads, ibug68=ibug68)
 
 
 def _find(img: np.ndarray, s: ExtractSettings, times: StageTimes) -> tuple[list[FoundFace], int]:

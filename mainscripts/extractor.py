@@ -27,6 +27,7 @@ from core.options import Option, resolve
 STATE_FILE = ".visage_extract.json"
 DETECTORS = {"auto": "auto", "s3fd": "auto", "manual": "manual"}   # s3fd: DeepFaceLab's name for automatic
 WINDOW_SIZE = 1368
+LANDMARKS = ("mesh", "ibug68")
 
 OPTIONS = (
     Option("face_type", str, "whole_face", "Face type: the area of the head each aligned face covers. "
@@ -66,6 +67,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--detector", choices=sorted(DETECTORS), default="auto",
                    help="auto (or s3fd, DeepFaceLab's name) finds faces automatically; manual: place each face "
                         "by hand in a window")
+    p.add_argument("--landmarks", choices=LANDMARKS, default="mesh",
+                   help="mesh: the face mesh's 68 points (default); ibug68: refined by dlib's 68-point predictor, "
+                        "closer to iBUG 300-W annotation (jaw line) but trained on data licensed for "
+                        "non-commercial use only")
     p.add_argument("--manual-fix", action="store_true",
                    help="after the automatic pass, place faces by hand in the frames where none was found")
     p.add_argument("--manual-output-debug-fix", action="store_true",
@@ -109,7 +114,7 @@ def _saved_options(output_dir: Path) -> dict:
     try:
         return {"face_type": face_type_name(FaceType(s["face_type"])), "max_faces_from_image": s["max_faces"],
                 "image_size": s["image_size"], "jpeg_quality": s["jpeg_quality"], "output_debug": s["debug"],
-                "smooth_radius": s["smooth_radius"]}
+                "smooth_radius": s["smooth_radius"], "landmarks": s.get("landmarks", "mesh")}
     except (KeyError, TypeError, ValueError):
         return {}
 
@@ -122,6 +127,7 @@ def cli(args: argparse.Namespace) -> int:
     fixing = args.manual_fix or args.manual_output_debug_fix
     saved = _saved_options(Path(args.output_dir)) if fixing else {}
     saved_smooth = saved.pop("smooth_radius", 0)
+    landmarks = saved.pop("landmarks", args.landmarks) if fixing else args.landmarks
     smooth = args.smooth_radius if args.smooth_landmarks else saved_smooth
     given = {**saved, **{k: getattr(args, k) for k in ("face_type", "max_faces_from_image", "image_size",
                                                         "jpeg_quality", "output_debug") if getattr(args, k) is not None}}
@@ -136,7 +142,7 @@ def cli(args: argparse.Namespace) -> int:
                      workers=args.workers, overwrite=args.overwrite, detector=args.detector,
                      manual_fix=args.manual_fix, manual_output_debug_fix=args.manual_output_debug_fix,
                      window_size=args.manual_window_size, filter_refs=args.filter_ref or (),
-                     filter_threshold=args.filter_threshold)
+                     filter_threshold=args.filter_threshold, landmarks=landmarks)
     print_summary(report)
     return 0
 
@@ -240,7 +246,8 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
             jpeg_quality: int = 90, max_faces: int = 0, debug: bool = False, smooth_radius: int = 0,
             workers: int = 0, overwrite: bool = False, detector: str = "auto", manual_fix: bool = False,
             manual_output_debug_fix: bool = False, window_size: int = WINDOW_SIZE,
-            filter_refs: tuple | list = (), filter_threshold: float = SAME_PERSON) -> ExtractReport:
+            filter_refs: tuple | list = (), filter_threshold: float = SAME_PERSON,
+            landmarks: str = "mesh") -> ExtractReport:
     """Extract every frame of `input_dir` not already done; returns what this run did."""
     from core.fileio import list_images
     from mainscripts.extract_worker import ExtractSettings
@@ -250,6 +257,8 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
         raise VisageError(f"no images in {input_dir}; extract frames from a video first (videoed extract-video)")
     if detector not in DETECTORS:
         raise VisageError(f"unknown detector '{detector}'; choose one of {', '.join(sorted(DETECTORS))}")
+    if landmarks not in LANDMARKS:
+        raise VisageError(f"unknown landmarks '{landmarks}'; choose one of {', '.join(LANDMARKS)}")
     manual = DETECTORS[detector] == "manual" and not manual_output_debug_fix
     if manual_fix and (manual or manual_output_debug_fix):
         raise VisageError("--manual-fix runs the automatic detector first: use it without --detector manual "
@@ -264,9 +273,11 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     refs = [Path(p) for p in filter_refs]
     settings = ExtractSettings(int(face_type), image_size, jpeg_quality, max_faces, str(output_dir),
                                str(debug_dir) if debug else None, smooth_radius,
-                               _reference_embeddings(refs) if refs else None, float(filter_threshold))
+                               _reference_embeddings(refs) if refs else None, float(filter_threshold), landmarks)
     saved = {k: v for k, v in asdict(settings).items()
-             if k not in ("output_dir", "debug_dir", "filter_refs", "filter_threshold")}
+             if k not in ("output_dir", "debug_dir", "filter_refs", "filter_threshold", "landmarks")}
+    if landmarks != "mesh":               # recorded only when not the default, so older runs still resume
+        saved["landmarks"] = landmarks
     saved["debug"] = debug
     if refs:
         saved["filter"] = {"refs": sorted(_sha256(p) for p in refs), "threshold": float(filter_threshold)}
@@ -310,7 +321,7 @@ def _auto_pass(frames: list[Path], run: _RunState, settings, workers: int, repor
     chunk = 32 if settings.smooth_radius else 8
     jobs = _jobs(frames, todo, settings, chunk, settings.smooth_radius)
     last_save = time.perf_counter()
-    for res in run_pool(process_chunk, jobs, workers, init_worker, (1,), desc="Extracting", total=len(todo),
+    for res in run_pool(process_chunk, jobs, workers, init_worker, (1, settings.landmarks == "ibug68"), desc="Extracting", total=len(todo),
                         weight=lambda r: r.frames_written):
         for name, n in res.faces.items():
             if n >= 0:                    # unreadable frames are retried by the next run
@@ -367,7 +378,7 @@ def _manual_pass(frames: list[Path], run: _RunState, settings, window_size: int,
         run.manual.add(path.name)
         run.save()
     counted = set(run.done)
-    run_window(frames, decide, window_size, FaceType(settings.face_type))
+    run_window(frames, decide, window_size, FaceType(settings.face_type), ibug68=settings.landmarks == "ibug68")
     for name, n in decided.items():
         report.frames += name not in counted
         report.faces += n

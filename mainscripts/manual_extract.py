@@ -151,12 +151,13 @@ class _Window:
 
 
 def run_window(frames: list[Path], decide: Decide, window_size: int = 1368,
-               face_type: FaceType = FaceType.WHOLE_FACE, title: str = "Visage manual extract") -> ManualState:
+               face_type: FaceType = FaceType.WHOLE_FACE, title: str = "Visage manual extract",
+               ibug68: bool = False) -> ManualState:
     """Show `frames` one by one until every one is decided or the user quits; returns the final state."""
     if not frames:
         raise ValueError("no frames to show")
     open_window(title, NO_DISPLAY)
-    win = _Window(title, list(frames), decide, window_size, face_type, FaceLandmarker())
+    win = _Window(title, list(frames), decide, window_size, face_type, FaceLandmarker(ibug68=ibug68))
     cv2.setMouseCallback(title, win.on_mouse)
     win.pending.append(ComputeLandmarks(0, win.state.rect, win.state.accurate))
     while not win.state.quit:

@@ -110,6 +110,7 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
     backup_seconds = model.options["autobackup_hour"] * 3600
     last_save = last_backup = last_file_preview = time.monotonic()
     started, waited0, last_print = time.monotonic(), model.batches.wait_seconds, 0.0
+    clock = None                 # max_minutes counts from the first step, which compiles the graph
     preview.refresh()
     interact.log_info("Starting. Press Enter in the preview window (or Ctrl-C here) to save and stop.")
     try:
@@ -137,7 +138,8 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             action = preview.poll()
             if action == "save_exit":
                 break
-            if max_minutes and now - started > max_minutes * 60:
+            clock = clock or now
+            if max_minutes and now - clock > max_minutes * 60:
                 print()
                 interact.log_info(f"Time limit of {max_minutes:g} minutes reached.")
                 break

@@ -101,7 +101,7 @@ class SAEHDModel(ModelBase):
     def build(self) -> None:
         from core.nn import optimizers
         from core.nn.archis import build_parts, trainable_parts
-        from core.nn.tf_backend import make_train_step, optimizer_device
+        from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
         s = self.net = self.network_settings()
         self.parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
         names = trainable_parts(s["kind"], self.options["random_warp"])
@@ -111,7 +111,16 @@ class SAEHDModel(ModelBase):
             self.optimizer = opt_cls(learning_rate=s["lr"], lr_dropout=0.3 if s["lr_dropout"] else 1.0,
                                      lr_cos=s["lr_cos"], clipnorm=1.0 if self.options.get("clipgrad") else 0.0)
             self.optimizer.build(variables)
-        self._step = make_train_step(self.losses, self.optimizer, variables)
+            # fp16 gradients underflow without loss scaling; the scale itself is not saved
+            # (it re-adapts in a few steps), so a model can switch precision between runs
+            self._scaled_optimizer = None
+            if self.precision == "fp16":
+                import keras
+                self._scaled_optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+                self._scaled_optimizer.build(variables)
+        # an optimizer kept on the CPU beside GPU weights cannot be one XLA cluster
+        self._step = make_train_step(self.losses, self._scaled_optimizer or self.optimizer, variables,
+                                     fuse_update=not (s["opt_on_cpu"] and has_gpu()))
 
     def optimizer_arrays(self) -> dict[str, np.ndarray]:
         from core.nn.optimizers import optimizer_state

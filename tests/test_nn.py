@@ -233,11 +233,12 @@ def test_tiny_df_model_learns(opt_cls, lr):
     assert last < 0.6 * first and last < 0.97 * middle
 
 
-def test_lr_dropout_keeps_about_p_of_updates_inside_tf_function():
+@pytest.mark.parametrize("xla", [False, True])
+def test_lr_dropout_keeps_about_p_of_updates_inside_tf_function(xla):
     var = keras.Variable(np.zeros((200, 100), np.float32))
     opt = optimizers.RMSprop(1e-2, lr_dropout=0.3, seed=1)
     opt.build([var])
-    step = tf.function(lambda g: opt.apply([g], [var]))
+    step = tf.function(lambda g: opt.apply([g], [var]), jit_compile=xla)
     grad = tf.ones(var.shape)
     moved = []
     for _ in range(3):
@@ -247,6 +248,10 @@ def test_lr_dropout_keeps_about_p_of_updates_inside_tf_function():
     fractions = [float(m.mean()) for m in moved]
     assert all(abs(f - 0.3) < 0.02 for f in fractions), fractions       # ~70 % unchanged
     assert abs(float((moved[0] & moved[1]).mean()) - 0.09) < 0.02       # fresh mask each step
+    flat = moved[0].ravel()                                             # neighbours independent
+    assert abs(float((flat[:-1] & flat[1:]).mean()) - 0.09) < 0.02
+    rows = moved[0].mean(1)                                             # no row left out
+    assert rows.min() > 0.1 and rows.max() < 0.5
 
 
 def test_lr_cos_cycles_and_clipnorm_is_global():

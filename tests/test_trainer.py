@@ -194,3 +194,22 @@ def test_loss_falls_on_real_faces(src_faceset, dst_faceset, tmp_path):
     print(f"\ntiny SAEHD liae-ud 64, 150 iterations: src {first[0]:.3f} -> {last[0]:.3f}, "
           f"dst {first[1]:.3f} -> {last[1]:.3f}")
     assert (last < 0.8 * first).all()
+
+
+def test_fp16_trains_with_loss_scaling_and_reloads_in_another_precision(src_faceset, dst_faceset, tmp_path):
+    import keras
+    model = make_model(src_faceset, dst_faceset, tmp_path, {**dict(o.split("=") for o in TINY), "precision": "fp16"})
+    try:
+        assert isinstance(model._scaled_optimizer, keras.optimizers.LossScaleOptimizer)
+        losses = np.array([model.train_iteration() for _ in range(3)])
+        assert np.isfinite(losses).all() and model.iter == 3
+        model.save()
+    finally:
+        model.close()
+    again = make_model(src_faceset, dst_faceset, tmp_path, {"precision": "fp32"})
+    try:                                   # the loss scale is not part of the saved state
+        assert again.precision == "fp32" and again._scaled_optimizer is None
+        assert int(again.optimizer.iterations.numpy()) == 3
+        assert np.isfinite(again.train_iteration()).all()
+    finally:
+        again.close()

@@ -37,9 +37,9 @@ def inter_ocular(landmarks: np.ndarray) -> float:
 
 
 class FaceFinder:
-    def __init__(self, threads: int = 1, passes: int = 2):
+    def __init__(self, threads: int = 1, passes: int = 2, ibug68: bool = False):
         self.detector = FaceDetector(threads=threads)
-        self.landmarker = FaceLandmarker(threads=threads, passes=passes)
+        self.landmarker = FaceLandmarker(threads=threads, passes=passes, ibug68=ibug68)
 
     def find(self, img: np.ndarray, max_faces: int = 0, times: StageTimes | None = None) -> list[FoundFace]:
         """Faces in a BGR frame, largest first; at most `max_faces` (0 = all)."""

@@ -4,6 +4,12 @@ The mesh sees a 192x192 crop of an eye-line-rotated square 1.5x the face box; th
 then re-centred on the mesh's own points and run again (`passes`), which removes most of
 the detector box's offset and scale error. The model's face-presence score rejects
 detections that are not human faces (drawings, cartoons).
+
+The 68 points are the mesh's vertices listed in mesh_to_68.json. With `ibug68=True` (extract
+`--landmarks ibug68`) they are refined by dlib's iBUG-trained shape predictor started from
+the mesh (core/facelib/ibug68.py), which follows the iBUG annotation conventions (jaw
+silhouette, brows) that fixed mesh vertices cannot. It is not the default because that
+model's training data forbids commercial use (DESIGN.md, Face models).
 """
 from __future__ import annotations
 
@@ -62,12 +68,16 @@ def roi_from_points(points: np.ndarray, eye_vec: np.ndarray, scale: float = ROI_
 class FaceLandmarker:
     """One interpreter per process; `from_detection(frame, det)` returns landmarks or None."""
 
-    def __init__(self, threads: int = 1, passes: int = 2):
+    def __init__(self, threads: int = 1, passes: int = 2, ibug68: bool = False):
         self.interp = load_interpreter("face_mesh", threads)
         self.input_index = self.interp.get_input_details()[0]["index"]
         outs = sorted(self.interp.get_output_details(), key=lambda d: d["shape"][-1])
         self.presence_index, self.mesh_index = outs[0]["index"], outs[1]["index"]
         self.passes = passes
+        self.ibug68 = None
+        if ibug68:
+            from core.facelib.ibug68 import Ibug68Refiner
+            self.ibug68 = Ibug68Refiner()
 
     def _run(self, img: np.ndarray, mat: np.ndarray) -> tuple[np.ndarray, float]:
         crop = cv2.warpAffine(img, mat, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -108,4 +118,7 @@ class FaceLandmarker:
             mesh, presence = self._run(img, roi_affine(centre, side, eye_vec))
         if presence < PRESENCE_THRESHOLD:
             return None
-        return FaceLandmarks(mesh[mesh_to_68()], mesh, presence)
+        points68 = mesh[mesh_to_68()]
+        if self.ibug68 is not None:
+            points68 = self.ibug68(img, points68)
+        return FaceLandmarks(points68, mesh, presence)

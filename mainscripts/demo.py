@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p = sub.add_parser("demo", parents=[parent], help="run the workflow on the sample clips")
     p.add_argument("--workspace", default=os.environ.get("WORKSPACE", "workspace"))
     p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--train-minutes", type=float, default=5.0, help="Quick96 training time, from the first finished iteration (default 5)")
+    p.add_argument("--train-minutes", type=float, default=5.0,
+                   help="Quick96 training time, from the first finished iteration (default 5)")
     p.set_defaults(func=run_demo)
 
 

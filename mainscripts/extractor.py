@@ -321,7 +321,8 @@ def _auto_pass(frames: list[Path], run: _RunState, settings, workers: int, repor
     chunk = 32 if settings.smooth_radius else 8
     jobs = _jobs(frames, todo, settings, chunk, settings.smooth_radius)
     last_save = time.perf_counter()
-    for res in run_pool(process_chunk, jobs, workers, init_worker, (1, settings.landmarks == "ibug68"), desc="Extracting", total=len(todo),
+    init_args = (1, settings.landmarks == "ibug68")
+    for res in run_pool(process_chunk, jobs, workers, init_worker, init_args, desc="Extracting", total=len(todo),
                         weight=lambda r: r.frames_written):
         for name, n in res.faces.items():
             if n >= 0:                    # unreadable frames are retried by the next run

@@ -40,7 +40,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.errors import VisageError
 
 SIZE = 2.26          # detector-box side / eye-to-mouth distance
 ALONG = 0.47         # detector-box centre, from the eye centre towards the mouth, in eye-to-mouth distances
@@ -70,12 +69,8 @@ class Ibug68Refiner:
     """`refiner(img, mesh68)` -> (68, 2) float32 iBUG points in frame pixels."""
 
     def __init__(self):
-        try:
-            import dlib
-        except ImportError as e:
-            raise VisageError("iBUG 68-point landmarks need dlib (pip install dlib-bin)") from e
-        from core.facelib.model_registry import model_path
-        self._dlib = dlib
+        from core.facelib.model_registry import import_dlib, model_path
+        dlib = import_dlib("iBUG 68-point landmarks")
         self._predictor = dlib.shape_predictor(str(model_path("face_shape_68")))
         self._crop_px = int(round(CROP * RECT_PX))
         lo = (self._crop_px - RECT_PX) // 2

@@ -19,12 +19,8 @@ SAME_PERSON = 0.6          # dlib's threshold on the Euclidean distance of two e
 
 class IdentityEncoder:
     def __init__(self):
-        try:
-            import dlib
-        except ImportError as e:
-            raise VisageError("identity features need dlib (pip install dlib-bin)") from e
-        from core.facelib.model_registry import model_path
-        self._dlib = dlib
+        from core.facelib.model_registry import import_dlib, model_path
+        self._dlib = dlib = import_dlib("identity features")
         self._net = dlib.face_recognition_model_v1(str(model_path("face_identity")))
 
     def embed(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

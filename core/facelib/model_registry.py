@@ -62,6 +62,15 @@ def model_path(key: str, verify: bool = True) -> Path:
     return path
 
 
+def import_dlib(purpose: str):
+    """The dlib module, or one clear line saying that `purpose` needs it."""
+    try:
+        import dlib
+    except ImportError as e:
+        raise VisageError(f"{purpose} need dlib (pip install dlib-bin)") from e
+    return dlib
+
+
 def load_interpreter(key: str, threads: int = 1):
     """A ready ai-edge-litert interpreter for a registered model.
 

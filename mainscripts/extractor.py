@@ -127,7 +127,7 @@ def cli(args: argparse.Namespace) -> int:
     fixing = args.manual_fix or args.manual_output_debug_fix
     saved = _saved_options(Path(args.output_dir)) if fixing else {}
     saved_smooth = saved.pop("smooth_radius", 0)
-    landmarks = saved.pop("landmarks", args.landmarks) if fixing else args.landmarks
+    landmarks = saved.pop("landmarks", args.landmarks)
     smooth = args.smooth_radius if args.smooth_landmarks else saved_smooth
     given = {**saved, **{k: getattr(args, k) for k in ("face_type", "max_faces_from_image", "image_size",
                                                         "jpeg_quality", "output_debug") if getattr(args, k) is not None}}

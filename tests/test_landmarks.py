@@ -87,9 +87,8 @@ def test_errors_within_bounds(request, which):
     assert np.mean([r["jaw"] for r in out.values()]) < bound["jaw_mean"]
 
 
-def test_default_points_are_the_mesh_vertices(results):
+def test_default_points_are_the_mesh_vertices(finder, results):
     """No non-commercial model by default: the 68 points are exactly the mapped mesh vertices."""
-    finder = FaceFinder()
     assert finder.landmarker.ibug68 is None
     img = results["takeo"]["img"]
     lm = finder.landmarker.from_detection(img, finder.detector.detect(img)[0])

@@ -56,14 +56,13 @@ def set_precision(precision: str) -> str:
     return concrete
 
 
-def make_train_step(loss_fn: Callable, optimizer, variables: Sequence, jit: bool = False,
-                    fuse_update: bool = True) -> Callable:
+def make_train_step(loss_fn: Callable, optimizer, variables: Sequence, fuse_update: bool = True) -> Callable:
     """Compile `loss_fn(batch) -> (total, aux...)` into one gradient step over `variables`.
 
     The forward and backward passes run as a plain `tf.function` (XLA was slower for them on
     the CPU); with `fuse_update` the optimizer update alone is compiled with XLA, which fuses
     each variable's elementwise update (moments, step, lr_dropout mask) into one loop:
-    Quick96's update falls from ~90 to ~27 ms on the 2-core CPU (`bench train` shows both).
+    Quick96's update falls from ~90 to ~27 ms on the 2-core CPU.
     fp16 needs loss scaling: pass a keras.optimizers.LossScaleOptimizer for that case (the
     caller owns the optimizer); bf16 and fp32 need none.
     """
@@ -74,10 +73,10 @@ def make_train_step(loss_fn: Callable, optimizer, variables: Sequence, jit: bool
     def apply(grads):
         optimizer.apply_gradients(zip(grads, variables))
 
-    if fuse_update and not jit:
+    if fuse_update:
         apply = tf.function(apply, jit_compile=True)
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
+    @tf.function(reduce_retracing=True)
     def step(batch):
         with tf.GradientTape() as tape:
             total, *aux = loss_fn(batch)

@@ -126,11 +126,14 @@ def sample_path(name: str) -> Path:
 
 
 def read_pts(path: str | Path):
-    """Landmarks from an iBUG .pts file as an (N, 2) float array."""
+    """Landmarks from an iBUG .pts file as an (N, 2) float array in our pixel convention.
+
+    .pts files count pixels from 1 (the iBUG annotations were made in Matlab; menpo's reader
+    subtracts 1 too); Visage, like OpenCV, puts the first pixel's centre at 0."""
     import numpy as np
     text = Path(path).read_text()
     body = text[text.index("{") + 1:text.index("}")]
-    return np.array([[float(v) for v in line.split()] for line in body.strip().splitlines()], np.float32)
+    return np.array([[float(v) for v in line.split()] for line in body.strip().splitlines()], np.float32) - 1
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 `build_*` functions are pure (argument lists, no I/O) so the exact command lines are unit-tested;
 `run_ffmpeg` runs one with a progress bar fed by `-progress pipe:1` and turns any failure into one
 VisageError line. Outputs are written under a `.tmp_` name beside the target and renamed when
-complete, so a failure or Ctrl-C never leaves a half-written video or frame. Needs ffmpeg >= 5.1
-(imageio-ffmpeg ships one); ffprobe is used when on PATH but never required.
+complete, so a failure or Ctrl-C never leaves a half-written video or frame. Needs ffmpeg >= 5.1:
+a system ffmpeg older than that is passed over for imageio-ffmpeg's; ffprobe is used when on
+PATH but never required.
 """
 from __future__ import annotations
 
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,17 +32,36 @@ PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")
 
 
+MIN_FFMPEG = (5, 1)      # -fps_mode
+
+
+def ffmpeg_is_recent(version_text: str) -> bool:
+    """True when `ffmpeg -version` output names release >= MIN_FFMPEG, or a git build
+    ("N-113007-g...", which has no release number and is newer than any release)."""
+    m = re.search(r"ffmpeg version n?(\d+)\.(\d+)", version_text)
+    return m is None or (int(m[1]), int(m[2])) >= MIN_FFMPEG
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """System ffmpeg when on PATH (users may have a faster build), else imageio-ffmpeg's binary."""
+    """System ffmpeg when on PATH and recent enough (users may have a faster build), else
+    imageio-ffmpeg's binary."""
     exe = shutil.which("ffmpeg")
     if exe:
-        return exe
+        try:
+            out = subprocess.run([exe, "-version"], capture_output=True, text=True, errors="replace",
+                                 timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = "ffmpeg version 0.0 (does not run)"
+        if ffmpeg_is_recent(out):
+            return exe
     try:
         import imageio_ffmpeg
         return imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError) as e:
-        raise VisageError("ffmpeg not found: install ffmpeg or run scripts/setup.sh "
+        found = f"the ffmpeg on PATH ({exe}) is older than {'.'.join(map(str, MIN_FFMPEG))} or does not run" \
+            if exe else "ffmpeg not found"
+        raise VisageError(f"{found}: install a recent ffmpeg or run scripts/setup.sh "
                           "(it installs imageio-ffmpeg)") from e
 
 

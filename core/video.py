@@ -30,8 +30,6 @@ from core.video_info import (VideoInfo, error_reason, parse_ffmpeg_info, parse_f
 PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", ".tif": "tiff",
                ".tiff": "tiff", ".webp": "webp"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")
-
-
 MIN_FFMPEG = (5, 1)      # -fps_mode
 
 

@@ -7,12 +7,16 @@ model (options marked `locked` are asked on the first run only and cannot change
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from core import interact
 from core.errors import VisageError
+
+
+NUMBER_LIMIT = 10**9               # bound of a number option that declares no range of its own
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,21 @@ class Option:
                 value = int(raw)
             else:
                 value = self.kind(raw)
-        except (TypeError, ValueError):
+            if self.kind in (int, float) and not math.isfinite(value):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             raise VisageError(f"option {self.name}: '{raw}' is not a valid {self.kind.__name__}") from None
+        lo, hi = self.lo, self.hi
+        if self.kind in (int, float):
+            lo = -NUMBER_LIMIT if lo is None else lo
+            hi = NUMBER_LIMIT if hi is None else hi
         if self.choices:
             match = [c for c in self.choices if str(c).lower() == str(value).lower()]
             if not match:
                 raise VisageError(f"option {self.name}: '{raw}' is not one of {', '.join(map(str, self.choices))}")
             value = match[0]
-        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise VisageError(f"option {self.name}: {value} is out of range [{self.lo} .. {self.hi}]")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise VisageError(f"option {self.name}: {value} is out of range [{lo} .. {hi}]")
         return value
 
     def ask(self, default: Any = None) -> Any:

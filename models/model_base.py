@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core import interact
+from core.errors import VisageError
 from core.options import Option, resolve
 from models.model_files import ModelFiles, pick_model
 
@@ -43,24 +44,41 @@ class ModelBase:
         self.src_dir, self.dst_dir, self.workers = Path(src_dir), Path(dst_dir), workers
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
         self.files = ModelFiles(Path(model_dir), name, self.CLASS_NAME)
-        data = self.files.load_data() or {}
-        self.is_first_run = not data
-        self.iter: int = int(data.get("iter", 0))
-        self.loss_history: list[list[float]] = data.get("loss_history", [])
-        self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
-        from core.nn.tf_backend import set_precision
-        self.precision = set_precision(self.options["precision"])
-        self.parts: dict = {}
-        self.build()
-        self.reinitialised = self._load_weights()
-        self.batches = self.make_batches()
+        self.lock = self.files.lock(exclusive=True, what="train")
+        try:
+            generation = self.files.load_generation()
+            data = generation.data if generation else {}
+            self.is_first_run = generation is None
+            self.iter: int = data.get("iter", 0)
+            self.loss_history: list[list[float]] = data.get("loss_history", [])
+            self.saved_options(data, self.files.data_path)
+            self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
+            from core.nn.tf_backend import set_precision
+            self.precision = set_precision(self.options["precision"])
+            self.parts: dict = {}
+            self.build()
+            self.reinitialised = self._load_weights()
+            self.batches = self.make_batches()
+        except BaseException:
+            self.lock.release()
+            raise
 
     # --- options -------------------------------------------------------------------------
-    def model_options(self) -> list[Option]:
+    @classmethod
+    def model_options(cls) -> list[Option]:
         return []
 
-    def option_schema(self) -> list[Option]:
-        return list(COMMON_OPTIONS) + self.model_options()
+    @classmethod
+    def option_schema(cls) -> list[Option]:
+        return list(COMMON_OPTIONS) + cls.model_options()
+
+    @classmethod
+    def saved_options(cls, data: dict, path: Path) -> dict[str, Any]:
+        """A save's options, checked against the schema (types, choices, ranges) before any network is built."""
+        try:
+            return resolve(cls.option_schema(), {}, data.get("options", {}))
+        except VisageError as e:
+            raise VisageError(f"{path} is damaged ({e})") from None
 
     def _resolve_options(self, given: dict, saved: dict, silent_start: bool) -> dict[str, Any]:
         ask = self.ASKS_OPTIONS and not silent_start and interact.is_interactive() and (
@@ -92,20 +110,24 @@ class ModelBase:
         fresh = self.files.load_parts(self.parts)
         if not self.is_first_run and fresh:
             interact.log_info(f"Initialising {', '.join(fresh)} (no saved weights)")
-        opt = self.files.load_arrays("optimizer")
+        opt = self.files.load_arrays("optimizer") if self.files.generation else None
         if opt is not None and not fresh:
-            self.load_optimizer_arrays(opt)
+            try:
+                self.load_optimizer_arrays(opt)
+            except ValueError as e:
+                raise VisageError(f"{self.files.path('optimizer.npz')} does not fit this model ({e}); "
+                                  f"delete it to start the optimizer anew") from None
         return fresh
 
     def save(self) -> None:
-        """Weights and optimizer first, data.json last: any kill leaves a loadable model."""
-        for part, model in self.parts.items():
-            self.files.save_arrays(part, {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)})
+        """Every part, the optimizer and data.json as one unit (ModelFiles.save)."""
+        arrays = {part: {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+                  for part, model in self.parts.items()}
         opt = self.optimizer_arrays()
         if opt:
-            self.files.save_arrays("optimizer", opt)
-        self.files.save_data({"model": self.CLASS_NAME, "iter": self.iter, "options": self.options,
-                              "loss_history": self.loss_history, "saved_at": time.time()})
+            arrays["optimizer"] = opt
+        self.files.save(arrays, {"model": self.CLASS_NAME, "iter": self.iter, "options": self.options,
+                                 "loss_history": self.loss_history, "saved_at": time.time()})
         from core.fileio import atomic_write_bytes
         atomic_write_bytes(self.files.path("summary.txt"), self.summary().encode("utf-8"))
 
@@ -133,8 +155,9 @@ class ModelBase:
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        if hasattr(self.batches, "close"):
+        if hasattr(self, "batches") and hasattr(self.batches, "close"):
             self.batches.close()
+        self.lock.release()
 
 
 class NonFiniteLoss(RuntimeError):

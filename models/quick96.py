@@ -22,7 +22,8 @@ class Quick96Model(SAEHDModel):
     ASKS_OPTIONS = False
     LEARNING_RATE = 2e-4
 
-    def option_schema(self) -> list[Option]:
+    @classmethod
+    def option_schema(cls) -> list[Option]:
         return list(COMMON_OPTIONS)
 
     @classmethod

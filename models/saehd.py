@@ -65,12 +65,14 @@ class SAEHDModel(ModelBase):
     CLASS_NAME = "SAEHD"
     LEARNING_RATE = 5e-5
 
-    def model_options(self) -> list[Option]:
+    @classmethod
+    def model_options(cls) -> list[Option]:
         return list(SAEHD_OPTIONS)
 
-    def option_schema(self) -> list[Option]:
+    @classmethod
+    def option_schema(cls) -> list[Option]:
         common = list(COMMON_OPTIONS)
-        return common[:3] + self.model_options() + common[3:]
+        return common[:3] + cls.model_options() + common[3:]
 
     # --- network ---------------------------------------------------------------------------
     def network_settings(self) -> dict:

@@ -117,8 +117,12 @@ class ModelFiles:
         if not path.is_file():
             return None
         try:
-            return check_data(read_json(path))
-        except (VisageError, OSError) as e:
+            raw = read_json(path)           # its errors name the file already
+        except OSError as e:
+            raise VisageError(f"{path} cannot be read ({e.strerror})") from None
+        try:
+            return check_data(raw)
+        except VisageError as e:
             raise VisageError(f"{path.name} is damaged ({e})") from None
 
     def _mismatch(self, folder: Path, data: dict, strict: bool) -> str:
@@ -194,6 +198,7 @@ class ModelFiles:
         iteration = int(data["iter"])
         self.dir.mkdir(parents=True, exist_ok=True)
         self._snapshot()
+        self._top_complete = False          # until this save is whole
         atomic_write_json(self.marker_path, {"iter": iteration, "pid": os.getpid()})
         manifest = {}
         for part, arrays in parts.items():

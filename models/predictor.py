@@ -33,12 +33,13 @@ class FacePredictor:
                               f"saved models: {', '.join(names)}")
         select_devices(cpu_only)
         files = ModelFiles(model_dir, name, cls.CLASS_NAME)
-        data = files.load_data() or {}
-        try:
-            options = dict(data["options"])
-            s = cls.settings_from_options(options)
-        except (KeyError, TypeError) as e:
-            raise VisageError(f"{files.data_path} is incomplete ({e}); it cannot be merged with") from None
+        self.lock = files.lock(exclusive=False, what="merge")   # released when the predictor goes
+        generation = files.load_generation()
+        if generation is None:
+            raise VisageError(f"model {name}_{cls.CLASS_NAME} in {model_dir} has no complete save; train it first")
+        data = generation.data
+        options = cls.saved_options(data, files.data_path)
+        s = cls.settings_from_options(options)
         self.precision = set_precision(options.get("precision", "auto"))
         parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
         missing = files.load_parts(parts)
@@ -46,7 +47,7 @@ class FacePredictor:
             raise VisageError(f"model {name}_{cls.CLASS_NAME} has no saved weights for {', '.join(missing)}; "
                               f"train it first (step 6)")
         self.name, self.model_class = name, cls.CLASS_NAME
-        self.iteration = int(data.get("iter", 0))
+        self.iteration = data.get("iter", 0)
         self.resolution = int(s["resolution"])
         self.face_type = face_type_from_str(s["face_type"])
         self._swap = make_predict(lambda x: swap(s["kind"], parts, x))
@@ -56,10 +57,17 @@ class FacePredictor:
         return f"{self.name}_{self.model_class}"
 
     def predict_batch(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predict several dst crops (each (res, res, 3) float32 BGR in [0, 1]) in one call."""
+        """Predict several dst crops (each (res, res, 3) float32 BGR in [0, 1]) in one call.
+
+        A prediction that is not finite stops the merge: composited, it would silently give
+        back the dst face (or garbage) in every frame.
+        """
         if not len(crops):
             return []
         faces, prd, dst = (np.asarray(a, np.float32) for a in self._swap(np.stack(crops).astype(np.float32)))
+        if not all(np.isfinite(a).all() for a in (faces, prd, dst)):
+            raise VisageError(f"model {self.title} predicts values that are not finite (NaN/Inf): its weights are "
+                              f"damaged or training diverged; restore an autobackup or train again")
         return [(faces[i], prd[i], dst[i]) for i in range(len(crops))]
 
     def __call__(self, crop: np.ndarray) -> Prediction:

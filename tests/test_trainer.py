@@ -2,39 +2,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import main
 from models.model_files import ModelFiles
-
-TINY = ["archi=liae-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2"]
-REPO = Path(__file__).resolve().parents[1]
-
-
-def train_cli(src, dst, model_dir, model="SAEHD", opts=(), extra=()):
-    args = ["train", "--training-data-src-dir", str(src), "--training-data-dst-dir", str(dst), "--model-dir",
-            str(model_dir), "--model", model, "--force-model-name", "t", "--no-preview", "--silent-start",
-            "--workers", "1"]
-    for o in opts:
-        args += ["--opt", o]
-    return main.main(args + list(extra))
-
-
-def data(model_dir, cls="SAEHD"):
-    return json.loads((Path(model_dir) / f"t_{cls}_data.json").read_text())
-
-
-def make_model(src, dst, model_dir, given=None):
-    from models.saehd import SAEHDModel
-    return SAEHDModel(Path(model_dir), Path(src), Path(dst), "t", given or {}, silent_start=True, workers=1)
+from tests.train_support import TINY, data, make_model, tiny_given, train_cli
 
 
 @pytest.fixture(scope="module")
@@ -130,52 +104,6 @@ def test_ctrl_c_saves_and_exits(trained, src_faceset, dst_faceset):
     assert data(model_dir)["iter"] == start + 2
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
-def test_kill_during_save_leaves_a_loadable_model(trained, src_faceset, dst_faceset, tmp_path):
-    model_dir, _, _ = trained
-    start = data(model_dir)["iter"]
-    script = textwrap.dedent(f"""
-        import sys; sys.path.insert(0, {str(REPO)!r})
-        from pathlib import Path
-        from models.saehd import SAEHDModel
-        m = SAEHDModel(Path({str(model_dir)!r}), Path({str(src_faceset)!r}), Path({str(dst_faceset)!r}), 't', {{}},
-                       silent_start=True, workers=1)
-        print('saving', flush=True)
-        while True:
-            m.iter += 1
-            m.save()
-    """)
-    for delay in (0.05, 0.4, 1.1):
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "saving"
-        time.sleep(delay)
-        children = _children(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(c) for c in children), "sample workers outlived the killed trainer"
-        model = make_model(src_faceset, dst_faceset, model_dir)     # loads every part or raises
-        try:
-            assert model.reinitialised == [] and model.iter >= start
-        finally:
-            model.close()
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in status
-
-
 def test_quick96_trains_and_honours_target_iteration(src_faceset, dst_faceset, tmp_path):
     assert train_cli(src_faceset, dst_faceset, tmp_path, model="Quick96", opts=["target_iter=3"]) == 0
     d = data(tmp_path, "Quick96")
@@ -185,7 +113,7 @@ def test_quick96_trains_and_honours_target_iteration(src_faceset, dst_faceset, t
 
 
 def test_loss_falls_on_real_faces(src_faceset, dst_faceset, tmp_path):
-    model = make_model(src_faceset, dst_faceset, tmp_path, {**dict(o.split("=") for o in TINY), "batch_size": 4})
+    model = make_model(src_faceset, dst_faceset, tmp_path, tiny_given(batch_size=4))
     try:
         losses = np.array([model.train_iteration() for _ in range(150)])
     finally:
@@ -198,7 +126,7 @@ def test_loss_falls_on_real_faces(src_faceset, dst_faceset, tmp_path):
 
 def test_fp16_trains_with_loss_scaling_and_reloads_in_another_precision(src_faceset, dst_faceset, tmp_path):
     import keras
-    model = make_model(src_faceset, dst_faceset, tmp_path, {**dict(o.split("=") for o in TINY), "precision": "fp16"})
+    model = make_model(src_faceset, dst_faceset, tmp_path, tiny_given(precision="fp16"))
     try:
         assert isinstance(model._scaled_optimizer, keras.optimizers.LossScaleOptimizer)
         losses = np.array([model.train_iteration() for _ in range(3)])

@@ -4,8 +4,10 @@ DeepFaceLab's flow: pick the model, "Use interactive merger?" — yes opens the 
 merger (per-frame settings, session kept in the model folder), no asks the settings once
 (or takes them from --opt / --config) and merges every frame with worker processes. The
 parent process decodes frames, crops faces and runs the model in batches; workers
-composite and write (mainscripts/merge_worker.py). A batch merge that is stopped resumes
-where it stopped when run again with the same model iteration and settings.
+composite and write (mainscripts/merge_worker.py). A frame counts as merged only once
+both its files were written with this model iteration and these settings, as the output
+folder's merge log records (mainscripts/merge_resume.py): run again, a stopped batch merge,
+or one with other settings, merges exactly the frames not yet merged that way.
 """
 from __future__ import annotations
 
@@ -14,10 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core import interact
-from core.errors import VisageError
 
 BOOL = argparse.BooleanOptionalAction
-STATE_FILE = ".visage_merge.json"
 PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
 
 
@@ -92,29 +92,17 @@ def batch_config(given: dict[str, Any], ask: bool) -> Any:
 
 # ------------------------------------------------------------------ batch merge
 
-def _resume_plan(frames: list, cfg: Any, predictor: Any, output_dir: Path, mask_dir: Path) -> list:
-    """Frames still to merge: all of them unless the last run had this model iteration and these settings."""
-    from core.fileio import atomic_write_json, read_json
-    state = {"model": predictor.title, "iteration": predictor.iteration, "config": cfg.to_dict()}
-    path = output_dir / STATE_FILE
-    previous = None
-    if path.is_file():
-        try:
-            previous = read_json(path)
-        except VisageError:
-            previous = None
-    if previous == state:
-        todo = [f for f in frames
-                if not ((output_dir / (f.path.stem + ".png")).is_file() and (mask_dir / (f.path.stem + ".png")).is_file())]
-        if 0 < len(todo) < len(frames):
-            interact.log_info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames are already merged")
-        return todo
-    if previous is not None:
+def _resume_plan(frames: list, log: Any) -> list:
+    """Frames still to merge: those the merge log does not show as merged with these settings."""
+    todo = [f for f in frames if not log.merged(f.path.stem)]
+    done, redone = len(frames) - len(todo), sum(log.merged_otherwise(f.path.stem) for f in todo)
+    if todo and done:
+        interact.log_info(f"Resuming: {done} of {len(frames)} frames are already merged"
+                          + (f"; {redone} merged with another model iteration or other settings are merged again"
+                             if redone else ""))
+    elif todo and redone:
         interact.log_info("The model or the settings changed since the last merge: merging every frame again")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, state)
-    return list(frames)
+    return todo
 
 
 def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path,
@@ -147,17 +135,24 @@ def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_di
 def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int) -> int:
     from core.merge.frames import count_faces
     from core.workers import run_pipeline
+    from mainscripts.merge_resume import MergeLog, settings_key
     from mainscripts.merge_worker import run_job
-    todo = _resume_plan(frames, cfg, predictor, output_dir, mask_dir)
+    log = MergeLog(output_dir, mask_dir, settings_key(predictor.title, predictor.iteration, cfg.to_dict()))
+    todo = _resume_plan(frames, log)
     if not todo:
         interact.log_info(f"All {len(frames)} frames are already merged in {output_dir} with this model iteration "
                           f"and these settings; nothing to do")
         return 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    mask_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
     jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures)
-    for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):
-        if error:
-            failures.append((name, error))
+    with log:
+        for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):
+            if error:
+                failures.append((name, error))
+            else:
+                log.add(Path(name).stem)
     with_faces = sum(1 for f in todo if f.faces)
     interact.log_info(f"Merged {len(todo) - len(failures)} frames into {output_dir} ({with_faces} with faces, "
                       f"{count_faces(todo)} faces; frames without a face are copied unchanged)")

@@ -131,8 +131,9 @@ def test_settings_from_config_file_and_prompt_defaults(dst, model_dir, tmp_path)
     assert (cfg.mode, cfg.erode_mask_modifier, cfg.color_transfer_mode) == ("seamless", 30, "lct")
     out = tmp_path / "merged"
     assert merge(*dst, model_dir, out, extra=["--config", str(config)]) == 0
-    state = json.loads((out / ".visage_merge.json").read_text())
-    assert state["config"]["mode"] == "seamless" and state["config"]["erode_mask_modifier"] == 30
+    from mainscripts.merge_resume import MergeLog, settings_key
+    log = MergeLog(out, Path(str(out) + "_mask"), settings_key("m_SAEHD", 2, cfg.to_dict()))
+    assert all(log.merged(p.stem) for p in dst[0].glob("*.png"))        # merged with exactly these settings
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -183,7 +184,9 @@ def test_interrupted_batch_merge_resumes_without_redoing_frames(frames, dst_face
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     assert len(after) == total
-    assert all(after[name] == mtime for name, mtime in done.items())   # finished frames were not redone
+    redone = [name for name, mtime in done.items() if after[name] != mtime]
+    assert len(redone) <= 1         # finished frames were not redone; the Ctrl-C may land between a frame's
+                                    # write and its record in the merge log: that one frame is merged again
 
 
 def test_changed_settings_merge_every_frame_again(dst, model_dir, tmp_path):

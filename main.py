@@ -1,22 +1,37 @@
 """Visage: one entry point with DeepFaceLab's subcommands.
 
 Each command lives in `mainscripts/<module>.py`, which exposes `register(subparsers,
-parent)`; heavy imports happen inside the command, so `--help` is instant.
+parent)`; heavy imports happen inside the command, so `--help` is instant. Every failure the
+user can fix ends as one `error: ...` line and exit code 2: a bad flag (argparse), a
+VisageError, and, as a last resort, an OSError on a named file that a command did not
+describe itself (read-only folder, no permission, a file in the way, disk full).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 COMMAND_MODULES = ("videoed", "extractor", "sorter", "util", "facesettool", "trainer", "merger", "bench", "demo")
+# OSErrors that mean "this path cannot be used here", not a bug: shown as one line.
+FILE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+                         errno.ENOSPC, errno.EDQUOT})
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`error: ...; see PROG --help`), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description="Visage face-replacement toolkit")
+    parser = OneLineParser(prog="main.py", description="Visage face-replacement toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = OneLineParser(add_help=False)
     parent.add_argument("--non-interactive", action="store_true",
                         help="never prompt: take flags, then defaults (automatic when stdin is not a terminal)")
     for name in COMMAND_MODULES:
@@ -39,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interact.log_err("interrupted; finished files are kept, nothing is half-written")
         return 130
+    except OSError as e:
+        if e.errno not in FILE_ERRNOS or not (e.filename or e.errno in (errno.ENOSPC, errno.EDQUOT)):
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        interact.log_err(f"cannot write/read{where}: {e.strerror or e}")
+        return 2
 
 
 if __name__ == "__main__":

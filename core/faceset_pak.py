@@ -9,6 +9,8 @@ Layout (all integers big-endian):
     index: UTF-8 JSON {"files": [{"name", "offset", "length", "crc32"}, ...]}
     data:  the files' bytes, one after the other; offsets count from the end of the index
 A reader needs the header and the index only; each face is then one seek and one read.
+The reader refuses an index whose entries overlap or repeat data, so unpacking never writes
+more bytes than the pak holds (a small pak cannot be made to fill a disk).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from core.errors import VisageError
-from core.fileio import atomic_writer
+from core.fileio import atomic_writer, parse_json
 
 PAK_NAME = "faceset.pak"
 MAGIC = b"VISAGEPAK"
@@ -50,8 +52,25 @@ class PakEntry:
 
 
 def _safe_name(name: object) -> bool:
+    """A plain file name every file system takes: no folders, drive, hidden dot, NUL, or over 255 bytes."""
     return (isinstance(name, str) and name not in ("", ".", "..") and not name.startswith(".")
-            and "/" not in name and "\\" not in name and "\x00" not in name and ":" not in name)
+            and "/" not in name and "\\" not in name and "\x00" not in name and ":" not in name
+            and len(name.encode("utf-8")) <= 255)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _refuse_overlaps(entries: list[PakEntry], path: Path) -> None:
+    """Each face's bytes are its own: shared or overlapping ranges would let unpack write more than the pak holds."""
+    end, previous = 0, None
+    for e in sorted(entries, key=lambda e: (e.offset, e.length)):
+        if e.offset < end:
+            raise VisageError(f"{path} is damaged or crafted: {e.name} shares its bytes with {previous}; "
+                              "refused (nothing was unpacked)")
+        if e.length:
+            end, previous = e.offset + e.length, e.name
 
 
 def read_entry(entry: PakEntry, handle=None) -> bytes:
@@ -102,21 +121,26 @@ class PakReader:
                               f"understands ({VERSION}); update Visage")
         if index_len > min(_MAX_INDEX, size - _HEADER.size):
             raise VisageError(f"{self.path} is truncated or damaged (bad index length)")
+        damaged = f"{self.path} has a damaged index; restore it from a copy"
         try:
-            index = json.loads(self._f.read(index_len).decode("utf-8"))
-            files = index["files"]
-            base = _HEADER.size + index_len
-            entries = [PakEntry(str(self.path), f["name"], base + int(f["offset"]), int(f["length"]),
-                                int(f["crc32"])) for f in files]
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise VisageError(f"{self.path} has a damaged index; restore it from a copy") from e
+            index = parse_json(self._f.read(index_len), "it")
+        except VisageError as e:
+            raise VisageError(f"{damaged} ({e})") from e
+        files = index.get("files") if isinstance(index, dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) and all(
+                _is_count(f.get(k)) for k in ("offset", "length", "crc32")) for f in files):
+            raise VisageError(damaged)
+        base = _HEADER.size + index_len
+        entries = [PakEntry(str(self.path), f.get("name"), base + f["offset"], f["length"], f["crc32"])
+                   for f in files]
         seen: set[str] = set()
         for e in entries:
             if not _safe_name(e.name) or e.name in seen:
-                raise VisageError(f"{self.path} has a bad file name in its index ({e.name!r}); refused")
-            if e.offset < base or e.length < 0 or e.offset + e.length > size:
+                raise VisageError(f"{self.path} has a bad file name in its index ({e.name!r:.80}); refused")
+            if e.offset + e.length > size:
                 raise VisageError(f"{self.path} is truncated or damaged ({e.name} lies outside the file)")
             seen.add(e.name)
+        _refuse_overlaps(entries, self.path)
         return entries
 
     def names(self) -> list[str]:

@@ -2,12 +2,20 @@
 
 Every file Visage writes goes through `atomic_write_bytes`: the data lands in a temporary
 file in the same folder, is fsynced, then renamed over the target, so a crash, Ctrl-C or
-full disk never leaves a half-written file behind.
+full disk never leaves a half-written file behind. A folder or file that cannot be written
+(read-only, no permission, a file where a folder should be, disk full) is one VisageError
+line naming the path (`write_error`).
+
+Every JSON document that comes from a file (face metadata, pak index, meta.json, state and
+model files) is read by `parse_json`: bounded size and nesting depth (checked without
+recursion before parsing), finite numbers only, and every failure one VisageError line.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import re
 import tempfile
@@ -29,6 +37,60 @@ def _default_file_mode() -> int:
 
 
 FILE_MODE = _default_file_mode()        # read once, at import, before any worker threads exist
+JSON_BYTES_LIMIT = 256 * 1024 * 1024    # far above any state, index or model file Visage writes
+JSON_DEPTH_LIMIT = 64                   # Visage's own documents nest fewer than 10 levels
+JSON_INT_LIMIT = 2 ** 63                # offsets, sizes and counts fit in 64 bits
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")   # may start a lone surrogate, which no path takes
+_NO_PERMISSION = "permission denied; choose a folder you may write to, or change its permissions"
+_WRITE_ADVICE = {
+    errno.ENOSPC: "disk full; free some space and run again",
+    errno.EDQUOT: "the disk quota is used up; free some space and run again",
+    errno.EROFS: "the file system is read-only; choose a folder on a writable disk",
+    errno.EACCES: _NO_PERMISSION,
+    errno.EPERM: _NO_PERMISSION,
+    errno.EISDIR: "a folder of that name is in the way; move it away or choose another name",
+}
+
+
+def write_error(path: str | os.PathLike, e: OSError) -> VisageError:
+    """One line for an OSError met while writing `path`: what went wrong there and what to do."""
+    if e.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), path)
+        return VisageError(f"cannot write {path}: {blocker} is a file, not a folder; "
+                           "move it away or choose another folder (nothing was written)")
+    advice = _WRITE_ADVICE.get(e.errno, e.strerror or str(e))
+    return VisageError(f"cannot write {path}: {advice} (nothing was half-written)")
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """`path` as an existing folder (created with its parents), or one VisageError line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e) from e
+    return path
+
+
+def writable_dir(path: str | os.PathLike) -> Path:
+    """ensure_dir(), then proof that a file can be created in it (a tool like ffmpeg will write there)."""
+    path = ensure_dir(path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp_", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise write_error(path, e) from e
+    return path
+
+
+def remove_file(path: str | os.PathLike) -> None:
+    """Delete `path` if it exists; a folder that refuses it is one VisageError line."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as e:
+        raise write_error(path, e) from e
 
 
 @contextlib.contextmanager
@@ -40,8 +102,11 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -54,9 +119,8 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError) and e.errno == 28:
-            raise VisageError(f"disk full while writing {path}; free some space and run again "
-                              "(nothing was half-written)") from e
+        if isinstance(e, OSError):
+            raise write_error(path, e) from e
         raise
 
 
@@ -70,11 +134,69 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= JSON_INT_LIMIT:
+        raise ValueError(f"the number {text[:20]}... is too large")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def json_depth(blob: bytes) -> int:
+    """Deepest nesting of arrays and objects, strings skipped; counted without recursion."""
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', blob), np.uint8)
+    opens = (skeleton == ord("[")) | (skeleton == ord("{"))
+    brackets = opens | (skeleton == ord("]")) | (skeleton == ord("}"))
+    return int(np.cumsum(opens[brackets].astype(np.int64) * 2 - 1).max(initial=0))
+
+
+def parse_json(blob: bytes, what: str, max_bytes: int = JSON_BYTES_LIMIT) -> Any:
+    """Decode UTF-8 JSON from an untrusted file; `what` starts the error line ("x.json").
+
+    Refused, each as one VisageError line: more than `max_bytes`, nesting deeper than
+    JSON_DEPTH_LIMIT, bytes that are not UTF-8, lone surrogate escapes (text no file name or
+    terminal takes), invalid JSON, NaN/Infinity, floats that overflow and integers of
+    JSON_INT_LIMIT or more.
+    """
+    if len(blob) > max_bytes:
+        raise VisageError(f"{what} is {len(blob) / 2**20:.1f} MB, over the {max_bytes // 2**20} MB limit")
+    if json_depth(blob) > JSON_DEPTH_LIMIT:
+        raise VisageError(f"{what} nests deeper than {JSON_DEPTH_LIMIT} levels; it is damaged or not from Visage")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VisageError(f"{what} is not UTF-8 text (binary or damaged data)") from None
+    try:
+        value = json.loads(text, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        raise VisageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from e
+        raise VisageError(f"{what} is not valid JSON ({e.msg} at line {e.lineno})") from e
+    except (ValueError, RecursionError) as e:
+        raise VisageError(f"{what} is not valid JSON ({e})") from e
+    if _SURROGATE_ESCAPE.search(blob):          # rare: then check exactly that every string is real text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise VisageError(f"{what} holds a broken \\u escape (a lone UTF-16 surrogate); it is damaged") from e
+    return value
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file Visage wrote, read through parse_json; a file that cannot be read is one line too."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as e:
+        raise VisageError(f"could not read {path}: {e.strerror or e}") from e
+    return parse_json(blob, str(path))
 
 
 def natural_key(name: str) -> list:

@@ -3,7 +3,10 @@
 `build_*` functions are pure (argument lists, no I/O) so the exact command lines are unit-tested;
 `run_ffmpeg` runs one with a progress bar fed by `-progress pipe:1` and turns any failure into one
 VisageError line. Outputs are written under a `.tmp_` name beside the target and renamed when
-complete, so a failure or Ctrl-C never leaves a half-written video or frame. Needs ffmpeg >= 5.1:
+complete, so a failure or Ctrl-C never leaves a half-written video or frame. Every number a caller
+passes is checked against its `Bounded` declaration below before anything is deleted or started,
+and a video that yields far fewer frames than it promises is reported (`IncompleteVideo`), its
+decoded frames kept. Needs ffmpeg >= 5.1:
 a system ffmpeg older than that is passed over for imageio-ffmpeg's; ffprobe is used when on
 PATH but never required.
 """
@@ -22,8 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from core.bounded import Bounded
 from core.errors import VisageError
-from core.fileio import FILE_MODE
+from core.fileio import FILE_MODE, ensure_dir, remove_file, writable_dir, write_error
 from core.video_info import (VideoInfo, error_reason, parse_ffmpeg_info, parse_ffprobe_json,
                              parse_time, rate_arg)
 
@@ -31,6 +35,15 @@ PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", 
                ".tiff": "tiff", ".webp": "webp"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")
 MIN_FFMPEG = (5, 1)      # -fps_mode
+FPS = Bounded(float, 0, 1000)               # 0 = the source's own rate; no camera or player goes past 1000
+BITRATE = Bounded(float, 0.1, 1000)         # MB/s as DeepFaceLab labels it (ffmpeg's M)
+DENOISE_FACTOR = Bounded(int, 1, 20)        # hqdn3d strength, DeepFaceLab's range
+AUDIO_TRACK = Bounded(int, 0, 99)
+MISSING_FRAMES_SLACK = 3    # a container's frame count is an estimate (duration x fps): ±1-2 frames is normal
+
+
+class IncompleteVideo(VisageError):
+    """Frames were extracted and kept, but far fewer than the video promises: it is truncated or damaged."""
 
 
 def ffmpeg_is_recent(version_text: str) -> bool:
@@ -207,15 +220,21 @@ def run_ffmpeg(args: list[str], what: str, total: int | None = None, desc: str |
 @contextmanager
 def _staged(target: Path) -> Iterator[Path]:
     """Yield a temp path beside `target` (same suffix); rename onto `target` only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=target.suffix, dir=target.parent)
+    ensure_dir(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=target.suffix, dir=target.parent)
+    except OSError as e:
+        raise write_error(target, e) from e
     os.close(fd)
     try:
         os.chmod(tmp, FILE_MODE)
         yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as e:
+            raise write_error(target, e) from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -259,26 +278,44 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
 def extract_video(input_file: str | os.PathLike, output_dir: str | os.PathLike, ext: str = "png",
                   fps: float = 0) -> int:
     """Video -> output_dir/00001.ext...; old .ext frames are cleared first (as DeepFaceLab does).
-    Frames appear atomically, so an interrupted run keeps only complete frames. Returns the count."""
+    Frames appear atomically, so an interrupted run keeps only complete frames. Returns the count;
+    IncompleteVideo (frames kept) when the video yields far fewer frames than its container promises."""
     src = _require_file(input_file, "input video")
     ext = ext.lower().lstrip(".")
     if ext not in ("png", "jpg"):
         raise VisageError(f"output type must be png or jpg, not '{ext}'")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    fps = FPS.check(fps, "fps")
+    info = probe(src, count=False)          # before anything is deleted: an unreadable video changes nothing
+    fps = _extraction_rate(src, fps, info)
+    out = writable_dir(output_dir)
     for old in out.iterdir():
         if old.is_file() and old.suffix.lower() == f".{ext}":
-            old.unlink()
-    info = probe(src, count=False)
+            remove_file(old)
     total = round(info.duration * fps) if fps > 0 else info.frame_count
     pattern = str(out).replace("%", "%%") + os.sep + f"%05d.{ext}"
     try:
-        run_ffmpeg(build_extract_args(str(src), pattern, fps), f"extracting frames from {src}", total,
-                   f"Extracting {src.name}")
+        state = run_ffmpeg(build_extract_args(str(src), pattern, fps), f"extracting frames from {src}", total,
+                           f"Extracting {src.name}")
     finally:
         for leftover in out.glob(f"*.{ext}.tmp"):
             leftover.unlink(missing_ok=True)
-    return sum(1 for p in out.iterdir() if p.suffix.lower() == f".{ext}")
+    count = sum(1 for p in out.iterdir() if p.suffix.lower() == f".{ext}")
+    if count < total - MISSING_FRAMES_SLACK:
+        reason = f" ({error_reason(state['errors'].splitlines())})" if state["errors"] else ""
+        raise IncompleteVideo(f"{src.name} is truncated or damaged: only {count} of the {total} frames it promises "
+                              f"could be decoded{reason}; the {count} decoded frames are kept in {out}")
+    return count
+
+
+def _extraction_rate(src: Path, fps: float, info: VideoInfo) -> float:
+    """`fps` for extraction: 0 (every frame) when it is 0 or not below the source's own rate."""
+    from core import interact
+    if fps > 0 and info.fps <= 0:
+        raise VisageError(f"cannot tell the frame rate of {src.name}; extract every frame with --fps 0")
+    if fps >= info.fps > 0:
+        interact.log_info(f"{fps:g} fps is not below the {info.fps:g} fps of {src.name}: extracting every frame")
+        return 0.0
+    return fps
 
 
 def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: str | float,
@@ -286,11 +323,14 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
     """Re-encode [from_time, to_time) to `<stem>_cut<ext>` beside the input; returns that path."""
     src = _require_file(input_file, "input video")
     start, end = parse_time(from_time), parse_time(to_time)
+    bitrate = BITRATE.check(bitrate, "bitrate")
+    audio_track_id = AUDIO_TRACK.check(audio_track_id, "audio track id")
     if end <= start:
         raise VisageError(f"end time {to_time} must be after start time {from_time}")
     info = probe(src, count=False)
     if info.duration and start >= info.duration:
         raise VisageError(f"start time {from_time} is past the end of {src.name} ({info.duration:.2f} s)")
+    end = min(end, info.duration or end)
     track: int | None = audio_track_id if info.audio_tracks else None
     if track is not None and not 0 <= track < info.audio_tracks:
         raise VisageError(f"{src.name} has {info.audio_tracks} audio track(s); "
@@ -299,7 +339,7 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
     target = src.with_name(f"{src.stem}_cut{suffix}")
     with _staged(target) as tmp:
         run_ffmpeg(build_cut_args(str(src), str(tmp), start, end, track, bitrate), f"cutting {src}",
-                   round((min(end, info.duration or end) - start) * info.fps), f"Cutting {src.name}")
+                   round((end - start) * info.fps), f"Cutting {src.name}")
     return target
 
 
@@ -314,17 +354,19 @@ def _frames(input_dir: str | os.PathLike, exts: Iterable[str] | None = None) -> 
 
 def denoise_image_sequence(input_dir: str | os.PathLike, factor: int = 7) -> int:
     """Temporal+spatial denoise (hqdn3d) of a frame folder; each file is replaced atomically, names kept."""
-    if not 1 <= int(factor) <= 20:
-        raise VisageError(f"denoise factor must be 1..20, got {factor}")
+    factor = DENOISE_FACTOR.check(factor, "denoise factor")
     files = _frames(input_dir)
     suffixes = {f.suffix.lower() for f in files}
     if len(suffixes) > 1:
         raise VisageError(f"{input_dir} mixes image types {sorted(suffixes)}: keep one type of frame")
     suffix = files[0].suffix
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp_denoise_", dir=input_dir))
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp_denoise_", dir=input_dir))
+    except OSError as e:
+        raise write_error(input_dir, e) from e
     try:
         pattern = str(tmp_dir).replace("%", "%%") + os.sep + f"%05d{suffix}"
-        run_ffmpeg(build_denoise_args(suffix, int(factor), pattern), f"denoising {input_dir}",
+        run_ffmpeg(build_denoise_args(suffix, factor, pattern), f"denoising {input_dir}",
                    len(files), "Denoising", feed=files)
         outs = sorted(tmp_dir.glob(f"*{suffix}"))
         if len(outs) != len(files):
@@ -362,6 +404,8 @@ def video_from_sequence(input_dir: str | os.PathLike, output_file: str | os.Path
     audio gives a warning and the video is still written. Merged (labelled) frames give a labelled
     video whatever `metadata` says: see frames_are_labelled."""
     from core import interact
+    fps = FPS.check(fps, "fps") if fps is not None else None
+    bitrate = BITRATE.check(bitrate, "bitrate")
     ext = ext.lower().lstrip(".")
     files = _frames(input_dir, (f".{ext}",) + ((".jpeg",) if ext == "jpg" else ()))
     if frames_are_labelled(files):

@@ -6,6 +6,7 @@ unit-tested on captured output.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -42,10 +43,17 @@ def _parse_rate(text: str | None) -> float:
         return 0.0
 
 
+MIN_RATE = 0.001             # ffmpeg rates are fractions with a denominator of at most 1000 here
+
+
+def _usable_rate(fps: float) -> bool:
+    return math.isfinite(fps) and fps >= MIN_RATE
+
+
 def rate_arg(fps: float) -> str:
     """fps as the exact rational ffmpeg wants: 23.976/23.98 -> '24000/1001', 25.0 -> '25'."""
-    if fps <= 0:
-        raise VisageError(f"frame rate must be positive, got {fps}")
+    if not _usable_rate(fps):
+        raise VisageError(f"frame rate must be a finite number of at least {MIN_RATE}, got {fps}")
     if float(fps).is_integer():
         return str(int(fps))
     ntsc = round(fps * 1.001)
@@ -60,18 +68,19 @@ def _choose_fps(avg: float, nominal: float) -> float:
     if avg > 0 and nominal > 0 and abs(avg - nominal) / nominal < 0.005:
         avg = nominal
     fps = avg or nominal
-    return float(Fraction(rate_arg(fps))) if fps > 0 else 0.0
+    return float(Fraction(rate_arg(fps))) if _usable_rate(fps) else 0.0
 
 
 def parse_time(value: str | float) -> float:
-    """'HH:MM:SS.mmm', 'MM:SS', '12.5' or a number -> seconds."""
+    """'HH:MM:SS.mmm', 'MM:SS', '12.5' or a number -> seconds (finite, not negative)."""
     try:
         parts = [float(p) for p in str(value).strip().split(":")]
-        if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+        if not 1 <= len(parts) <= 3 or not all(p >= 0 for p in parts) or not math.isfinite(seconds):
             raise ValueError
     except ValueError:
         raise VisageError(f"'{value}' is not a time: use HH:MM:SS.mmm or seconds") from None
-    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return seconds
 
 
 def _finish(info: VideoInfo, avg: float, nominal: float, rotation: float) -> VideoInfo:

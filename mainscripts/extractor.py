@@ -7,8 +7,9 @@ frames where the automatic pass found nothing, and `--manual-output-debug-fix` r
 by hand the frames whose debug image the user deleted.
 Unlike it: both cores are used by worker processes, an interrupted run continues where it
 stopped (a small state file records finished frames and the settings), unreadable frames
-are skipped and listed at the end, `--smooth-landmarks` steadies faces in a sequence, and
-`--filter-ref` keeps only the faces of the person in the reference photos.
+are skipped and listed at the end (exit code 1: the rest is kept, a rerun retries them),
+`--smooth-landmarks` steadies faces in a sequence, and `--filter-ref` keeps only the faces of
+the person in the reference photos.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core import interact
+from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
 from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name
 from core.facelib.identity import SAME_PERSON
@@ -28,6 +30,9 @@ STATE_FILE = ".visage_extract.json"
 DETECTORS = {"auto": "auto", "s3fd": "auto", "manual": "manual"}   # s3fd: DeepFaceLab's name for automatic
 WINDOW_SIZE = 1368
 LANDMARKS = ("mesh", "ibug68")
+WINDOW_SIZES = Bounded(int, 256, 16384)
+FILTER_THRESHOLD = Bounded(float, 0.01, 2.0)    # identity distances lie in 0..2; dlib's same person: 0.6
+SMOOTH_RADIUS = Bounded(int, 0, 30)            # a job holds 32 frames plus this many on each side
 
 OPTIONS = (
     Option("face_type", str, "whole_face", "Face type: the area of the head each aligned face covers. "
@@ -75,11 +80,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="after the automatic pass, place faces by hand in the frames where none was found")
     p.add_argument("--manual-output-debug-fix", action="store_true",
                    help="re-extract by hand the frames whose <output>_debug image you deleted")
-    p.add_argument("--manual-window-size", type=int, default=WINDOW_SIZE,
+    p.add_argument("--manual-window-size", type=WINDOW_SIZES, default=WINDOW_SIZE,
                    help="longer side of the manual extraction window in pixels")
     p.add_argument("--filter-ref", nargs="+", metavar="PHOTO",
                    help="keep only faces of the person in these photos (dlib identity embedding)")
-    p.add_argument("--filter-threshold", type=float, default=SAME_PERSON,
+    p.add_argument("--filter-threshold", type=FILTER_THRESHOLD, default=SAME_PERSON,
                    help="largest identity distance to the nearest reference face that still counts as the "
                         "same person (dlib's 0.6; lower is stricter)")
     p.add_argument("--face-type", choices=NAMES)
@@ -89,8 +94,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--output-debug", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--smooth-landmarks", action="store_true",
                    help="average each face's landmarks over neighbouring frames to cut jitter (video frames)")
-    p.add_argument("--smooth-radius", type=int, default=3, help="frames on each side used by --smooth-landmarks")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per CPU core)")
+    p.add_argument("--smooth-radius", type=SMOOTH_RADIUS, default=3,
+                   help="frames on each side used by --smooth-landmarks (0..30)")
+    p.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete faces left by an earlier run with other settings instead of stopping")
     p.add_argument("--cpu-only", action="store_true",
@@ -144,7 +150,7 @@ def cli(args: argparse.Namespace) -> int:
                      window_size=args.manual_window_size, filter_refs=args.filter_ref or (),
                      filter_threshold=args.filter_threshold, landmarks=landmarks)
     print_summary(report)
-    return 0
+    return 1 if report.corrupt else 0
 
 
 def _listed(names: list[str], limit: int = 10) -> str:
@@ -162,8 +168,9 @@ def print_summary(r: ExtractReport) -> None:
     if r.manual_left:
         interact.log_warn(f"{len(r.manual_left)} frame(s) not done by hand yet ({_listed(r.manual_left)}); "
                           f"run the same command again to continue")
-    if r.corrupt:
-        interact.log_warn(f"{len(r.corrupt)} unreadable frame(s) skipped: {', '.join(r.corrupt)}")
+    if r.corrupt:                      # last, as the one error line: the rest of the run is kept
+        interact.log_err(f"{len(r.corrupt)} unreadable frame(s) skipped ({_listed(r.corrupt)}); the other "
+                         "frames' faces are kept and the next run retries these")
 
 
 @dataclass
@@ -180,25 +187,37 @@ class _RunState:
 
 
 def _clear_tmp(*folders: Path) -> None:
+    from core.fileio import remove_file
     for folder in folders:
         for stale in folder.glob(".tmp_*"):
-            stale.unlink(missing_ok=True)
+            remove_file(stale)
+
+
+def _saved_state(state_path: Path, settings: dict) -> _RunState | None:
+    """The earlier run's state if the file is whole and was made with these settings, else None."""
+    from core.fileio import read_json
+    try:
+        state = read_json(state_path)
+    except VisageError:
+        return None
+    if not isinstance(state, dict) or state.get("settings") != settings:
+        return None
+    done, manual = state.get("done", {}), state.get("manual", [])
+    if not (isinstance(done, dict) and all(isinstance(n, int) for n in done.values())
+            and isinstance(manual, list) and all(isinstance(m, str) for m in manual)):
+        return None
+    return _RunState(state_path, settings, dict(done), set(manual))
 
 
 def _prepare_output(output_dir: Path, debug_dir: Path, settings: dict, overwrite: bool,
                     keep_faces: bool = False) -> _RunState:
     """The earlier run's state when its settings match; otherwise clears its faces (never with `keep_faces`)."""
-    from core.fileio import read_json
-    output_dir.mkdir(parents=True, exist_ok=True)
+    from core.fileio import remove_file, writable_dir
+    writable_dir(output_dir)
     _clear_tmp(output_dir, debug_dir)
     state_path = output_dir / STATE_FILE
-    if state_path.is_file():
-        try:
-            state = read_json(state_path)
-        except VisageError:
-            state = {}
-        if state.get("settings") == settings:
-            return _RunState(state_path, settings, dict(state.get("done", {})), set(state.get("manual", [])))
+    if state_path.is_file() and (earlier := _saved_state(state_path, settings)):
+        return earlier
     old = [p for p in output_dir.glob("*.jpg")]
     if old and keep_faces:
         if state_path.is_file():
@@ -211,8 +230,8 @@ def _prepare_output(output_dir: Path, debug_dir: Path, settings: dict, overwrite
             raise VisageError(f"{output_dir} already holds {len(old)} faces extracted with other settings; "
                               f"empty it, choose another --output-dir, or pass --overwrite")
         for p in old + list(debug_dir.glob("*.jpg")):
-            p.unlink()
-    state_path.unlink(missing_ok=True)
+            remove_file(p)
+    remove_file(state_path)
     return _RunState(state_path, settings, {})
 
 
@@ -263,8 +282,8 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     if manual_fix and (manual or manual_output_debug_fix):
         raise VisageError("--manual-fix runs the automatic detector first: use it without --detector manual "
                           "and without --manual-output-debug-fix")
-    if not filter_threshold > 0:
-        raise VisageError(f"--filter-threshold must be above 0 (dlib's same-person distance is {SAME_PERSON})")
+    filter_threshold = FILTER_THRESHOLD.check(filter_threshold, "--filter-threshold")
+    smooth_radius = SMOOTH_RADIUS.check(smooth_radius, "--smooth-radius")
     debug = debug or manual_output_debug_fix
     debug_dir = output_dir.parent / f"{output_dir.name}_debug"
     if manual_output_debug_fix and not debug_dir.is_dir():

@@ -167,7 +167,7 @@ def restore_metadata(folder: Path) -> dict[str, list[str]]:
     """
     import cv2
     import numpy as np
-    from core.facelib.face_meta import FaceMeta, embed
+    from core.facelib.face_meta import MAX_FACE_SIDE, FaceMeta, embed
     from core.fileio import atomic_write_bytes, encode_image
     path = folder / META_FILE
     saved = _load_saved(path)
@@ -182,6 +182,8 @@ def restore_metadata(folder: Path) -> dict[str, list[str]]:
         try:
             meta = FaceMeta.from_dict(entry["meta"])
             h, w = (int(v) for v in entry["shape"][:2])
+            if not (0 < h <= MAX_FACE_SIDE and 0 < w <= MAX_FACE_SIDE):
+                raise ValueError(f"image size {w}x{h} is out of range")
         except (KeyError, TypeError, ValueError, VisageError) as e:
             raise VisageError(f"{path}: the entry for {name} is damaged ({e}); nothing more was changed") from None
         data = target.read_bytes()

@@ -10,6 +10,8 @@ import argparse
 import fnmatch
 from pathlib import Path
 
+from core.video import AUDIO_TRACK, BITRATE, DENOISE_FACTOR, FPS
+
 BOOL = argparse.BooleanOptionalAction
 
 
@@ -27,19 +29,20 @@ def register(subparsers: "argparse._SubParsersAction", parent: argparse.Argument
     t.add_argument("--input-file", required=True, help="video file; 'name.*' = first file named name.<any ext>")
     t.add_argument("--output-dir", required=True, help="folder for the frames (old frames of that type are deleted)")
     t.add_argument("--output-ext", choices=("png", "jpg"), help="frame image type (asked; default png)")
-    t.add_argument("--fps", type=float, help="frames per second to extract; 0 = every frame (asked; default 0)")
+    t.add_argument("--fps", type=FPS, help="frames per second to extract; 0 = every frame, and so is any rate "
+                   "not below the video's own (asked; default 0)")
 
     t = tool("cut-video", "Cut a piece of a video to <name>_cut<ext> beside it.", _cut)
     t.add_argument("--input-file", required=True, help="video file; 'name.*' = first match")
     t.add_argument("--from-time", help="start, HH:MM:SS.mmm or seconds (asked; default 00:00:00.000)")
     t.add_argument("--to-time", help="end, HH:MM:SS.mmm or seconds (asked; default the end of the video)")
-    t.add_argument("--audio-track-id", type=int, help="which audio track to keep, from 0 (asked; default 0)")
-    t.add_argument("--bitrate", type=float, help="video bitrate in MB/s as DeepFaceLab labels it, "
+    t.add_argument("--audio-track-id", type=AUDIO_TRACK, help="which audio track to keep, from 0 (asked; default 0)")
+    t.add_argument("--bitrate", type=BITRATE, help="video bitrate in MB/s as DeepFaceLab labels it, "
                    "i.e. ffmpeg's M (asked; default 25)")
 
     t = tool("denoise-image-sequence", "Denoise a folder of frames in place (ffmpeg hqdn3d).", _denoise)
     t.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_dst")
-    t.add_argument("--factor", type=int, help="denoise strength 1..20 (asked; default 7)")
+    t.add_argument("--factor", type=DENOISE_FACTOR, help="denoise strength 1..20 (asked; default 7)")
 
     # Merged (labelled PNG) frames always give a video labelled as synthetic media in its container
     # metadata; core.video.video_from_sequence decides it, so every caller gets it (no flag to turn it off).
@@ -49,9 +52,9 @@ def register(subparsers: "argparse._SubParsersAction", parent: argparse.Argument
     t.add_argument("--output-file", required=True, help="video to write (.mp4, .mov, .mkv or .avi)")
     t.add_argument("--reference-file", help="original video: gives the fps and the audio; 'name.*' = first match")
     t.add_argument("--ext", help="frame image type to read (asked; default png)")
-    t.add_argument("--fps", type=float, help="frame rate when there is no reference (asked; default 25); "
+    t.add_argument("--fps", type=FPS, help="frame rate when there is no reference (asked; default 25); "
                    "overrides the reference's when given")
-    t.add_argument("--bitrate", type=float, help="video bitrate in MB/s, i.e. ffmpeg's M (asked; default 16)")
+    t.add_argument("--bitrate", type=BITRATE, help="video bitrate in MB/s, i.e. ffmpeg's M (asked; default 16)")
     t.add_argument("--include-audio", action=BOOL, help="copy the reference's audio (asked; default yes)")
     t.add_argument("--lossless", action=BOOL, help="lossless codec: mp4 libx264 crf 0, mov png, "
                    "avi/mkv ffv1 (asked; default no)")
@@ -87,9 +90,13 @@ def _extract(args: argparse.Namespace) -> int:
         "Output image format", "png", ("png", "jpg"),
         help_text="png is lossless but bigger; jpg is smaller and faster to read, with slight artefacts")
     fps = args.fps if args.fps is not None else interact.input_float(
-        "Enter FPS", 0, (0, None),
+        "Enter FPS", 0, FPS.range,
         help_text="How many frames of every second of the video to extract. 0 = every frame (full fps)")
-    count = video.extract_video(src, args.output_dir, ext, fps)
+    try:
+        count = video.extract_video(src, args.output_dir, ext, fps)
+    except video.IncompleteVideo as e:        # frames kept: reported like extract's unreadable frames
+        interact.log_err(str(e))
+        return 1
     interact.log_info(f"Extracted {count} frames from {src.name} to {args.output_dir}")
     return 0
 
@@ -104,9 +111,10 @@ def _cut(args: argparse.Namespace) -> int:
         end = interact.input_str("To time", _format_time(video.probe(src, count=False).duration),
                                  help_text="End of the piece to keep, HH:MM:SS.mmm or seconds")
     track = args.audio_track_id if args.audio_track_id is not None else interact.input_int(
-        "Specify audio track id", 0, (0, None), help_text="Which audio track to keep when the video has several")
+        "Specify audio track id", 0, AUDIO_TRACK.range,
+        help_text="Which audio track to keep when the video has several")
     bitrate = args.bitrate if args.bitrate is not None else interact.input_float(
-        "Bitrate of output file in MB/s", 25, (0.1, None),
+        "Bitrate of output file in MB/s", 25, BITRATE.range,
         help_text="Higher keeps more detail for face extraction; the file grows with it")
     out = video.cut_video(src, start, end, track, bitrate)
     interact.log_info(f"Wrote {out}")
@@ -116,7 +124,7 @@ def _cut(args: argparse.Namespace) -> int:
 def _denoise(args: argparse.Namespace) -> int:
     from core import interact, video
     factor = args.factor if args.factor is not None else interact.input_int(
-        "Denoise factor", 7, (1, 20),
+        "Denoise factor", 7, DENOISE_FACTOR.range,
         help_text="1..20. Higher removes more noise (and detail); it smooths flicker between frames too")
     count = video.denoise_image_sequence(args.input_dir, factor)
     interact.log_info(f"Denoised {count} frames in {args.input_dir}")
@@ -133,9 +141,9 @@ def _encode(args: argparse.Namespace) -> int:
         help_text="mp4: libx264 crf 0 (4:4:4, for editing; some players refuse it), mov: png, avi/mkv: ffv1")
     fps = args.fps
     if fps is None and ref is None:
-        fps = interact.input_float("Enter FPS", 25, (0.01, None), help_text="Frame rate of the video")
+        fps = interact.input_float("Enter FPS", 25, FPS.range, help_text="Frame rate of the video")
     bitrate = args.bitrate if args.bitrate is not None or lossless else interact.input_float(
-        "Bitrate of output file in MB/s", 16, (0.1, None), help_text="Higher = better quality, bigger file")
+        "Bitrate of output file in MB/s", 16, BITRATE.range, help_text="Higher = better quality, bigger file")
     audio = args.include_audio
     if audio is None:
         audio = ref is not None and interact.input_bool(

@@ -117,6 +117,13 @@ def full_faceset(frames, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(src_faceset, dst_faceset, tmp_path_factory) -> Path:
+    """A tiny SAEHD liae-ud 64 named `t`, saved at iterations 1 and 2 (copy it before changing it)."""
+    from tests.train_support import train_tiny
+    return train_tiny(src_faceset, dst_faceset, tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
 def display():
     """One Xvfb server for the whole test run, as $DISPLAY (window tests skip without Xvfb).
 

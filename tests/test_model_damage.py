@@ -16,12 +16,7 @@ import pytest
 
 import main
 from models.model_files import ModelFiles
-from tests.train_support import REPO, data, train_cli, train_tiny
-
-
-@pytest.fixture(scope="module")
-def saved_model(src_faceset, dst_faceset, tmp_path_factory):
-    return train_tiny(src_faceset, dst_faceset, tmp_path_factory.mktemp("model"))
+from tests.train_support import REPO, data, train_cli
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -76,10 +71,10 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
-def test_damaged_model_gives_one_line_to_train_and_merge(case, saved_model, src_faceset, dst_faceset, frames,
+def test_damaged_model_gives_one_line_to_train_and_merge(case, tiny_model, src_faceset, dst_faceset, frames,
                                                         tmp_path, capsys):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     shutil.rmtree(model_dir / "t_SAEHD_previous")        # nothing to fall back to
     damage, message = DAMAGE[case]
     damage(model_dir)
@@ -96,9 +91,9 @@ def test_damaged_model_gives_one_line_to_train_and_merge(case, saved_model, src_
     assert not (tmp_path / "merged").exists() or not any((tmp_path / "merged").glob("*.png"))
 
 
-def test_damaged_data_json_falls_back_to_the_previous_save(saved_model, src_faceset, dst_faceset, tmp_path, capsys):
+def test_damaged_data_json_falls_back_to_the_previous_save(tiny_model, src_faceset, dst_faceset, tmp_path, capsys):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     set_data(model_dir, b"\xff\xfe not json")
     capsys.readouterr()
     assert train_cli(src_faceset, dst_faceset, model_dir, opts=["target_iter=3"]) == 0
@@ -107,7 +102,7 @@ def test_damaged_data_json_falls_back_to_the_previous_save(saved_model, src_face
 
 
 @pytest.mark.parametrize("name", ["../../../x", "a/b", "..", "a\\b", " x", "x\x00y"])
-def test_model_name_must_be_a_plain_name(name, saved_model, src_faceset, dst_faceset, tmp_path, capsys):
+def test_model_name_must_be_a_plain_name(name, tiny_model, src_faceset, dst_faceset, tmp_path, capsys):
     model_dir = tmp_path / "deep" / "er" / "model"
     capsys.readouterr()
     assert train_cli(src_faceset, dst_faceset, model_dir, opts=["target_iter=1"], name=name) == 2
@@ -116,10 +111,10 @@ def test_model_name_must_be_a_plain_name(name, saved_model, src_faceset, dst_fac
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
-def test_second_trainer_is_refused_until_the_first_dies(saved_model, src_faceset, dst_faceset, frames, tmp_path,
+def test_second_trainer_is_refused_until_the_first_dies(tiny_model, src_faceset, dst_faceset, frames, tmp_path,
                                                          capsys):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO)!r})
         import main
@@ -153,7 +148,7 @@ def test_second_trainer_is_refused_until_the_first_dies(saved_model, src_faceset
     assert data(model_dir)["iter"] == start + 1
 
 
-def test_merge_and_merge_share_a_model(saved_model):
-    files = ModelFiles(saved_model, "t", "SAEHD")
+def test_merge_and_merge_share_a_model(tiny_model):
+    files = ModelFiles(tiny_model, "t", "SAEHD")
     with files.lock(exclusive=False, what="merge"), files.lock(exclusive=False, what="merge"):
         pass

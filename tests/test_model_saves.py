@@ -19,7 +19,7 @@ import pytest
 from core.errors import VisageError
 from models import model_files
 from models.model_files import STAMP, ModelFiles
-from tests.train_support import REPO, data, make_model, tiny_given, train_cli, train_tiny
+from tests.train_support import REPO, data, make_model, tiny_given, train_cli
 
 KILLS = 30
 
@@ -106,15 +106,10 @@ def test_kill_at_random_moments_always_leaves_one_iteration(src_faceset, dst_fac
     assert loaded_generation(model_dir).data["iter"] == last_iter + 2
 
 
-@pytest.fixture(scope="module")
-def saved_model(src_faceset, dst_faceset, tmp_path_factory):
-    return train_tiny(src_faceset, dst_faceset, tmp_path_factory.mktemp("model"))
-
-
-def test_disk_full_at_each_write_of_a_save(saved_model, src_faceset, dst_faceset, tmp_path, monkeypatch):
+def test_disk_full_at_each_write_of_a_save(tiny_model, src_faceset, dst_faceset, tmp_path, monkeypatch):
     """The disk fills during the k-th write of a save, for every k: the last complete save loads."""
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     real_bytes, real_json = model_files.atomic_write_bytes, model_files.atomic_write_json
     model = make_model(src_faceset, dst_faceset, model_dir)
     try:
@@ -151,10 +146,10 @@ def test_disk_full_at_each_write_of_a_save(saved_model, src_faceset, dst_faceset
         again.close()
 
 
-def test_interrupted_save_falls_back_to_the_previous_one_with_a_line(saved_model, src_faceset, dst_faceset,
+def test_interrupted_save_falls_back_to_the_previous_one_with_a_line(tiny_model, src_faceset, dst_faceset,
                                                                      tmp_path, capsys):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     assert train_cli(src_faceset, dst_faceset, model_dir, opts=["target_iter=4"]) == 0
     files = ModelFiles(model_dir, "t", "SAEHD")
     before = files.path("decoder.npz").read_bytes()
@@ -172,19 +167,19 @@ def test_interrupted_save_falls_back_to_the_previous_one_with_a_line(saved_model
     assert loaded_generation(model_dir).data["iter"] == 5 and not files.marker_path.exists()
 
 
-def test_a_killed_save_that_had_committed_is_kept(saved_model, tmp_path):
+def test_a_killed_save_that_had_committed_is_kept(tiny_model, tmp_path):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     files = ModelFiles(model_dir, "t", "SAEHD")
     files.marker_path.write_text("{}")            # killed after data.json, before the marker went
     assert loaded_generation(model_dir).data["iter"] == 2
     assert not files.marker_path.exists()
 
 
-def test_a_replaced_part_is_used_with_a_line(saved_model, src_faceset, dst_faceset, tmp_path, capsys):
+def test_a_replaced_part_is_used_with_a_line(tiny_model, src_faceset, dst_faceset, tmp_path, capsys):
     """Model reuse: a part copied in from another model is not a damaged save."""
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     files = ModelFiles(model_dir, "t", "SAEHD")
     files.load_generation()
     arrays = files.load_arrays("inter_B")
@@ -200,9 +195,9 @@ def test_a_replaced_part_is_used_with_a_line(saved_model, src_faceset, dst_faces
         model.close()
 
 
-def test_autobackup_is_one_complete_save(saved_model, src_faceset, dst_faceset, tmp_path):
+def test_autobackup_is_one_complete_save(tiny_model, src_faceset, dst_faceset, tmp_path):
     model_dir = tmp_path / "m"
-    shutil.copytree(saved_model, model_dir)
+    shutil.copytree(tiny_model, model_dir)
     model = make_model(src_faceset, dst_faceset, model_dir)
     try:
         model.train_iteration()

@@ -24,13 +24,14 @@ import numpy as np
 
 from core.errors import VisageError
 from core.facelib.face_type import NAMES
-from core.fileio import atomic_write_bytes
+from core.fileio import atomic_write_bytes, parse_json
 
 META_VERSION = 1
 VERSION_KEY = "visage_meta_version"
 FACE_TYPES = NAMES
 SIGNATURE = b"VISAGE\x00"
 META_BYTES_LIMIT = 16 * 1024 * 1024   # far above any real face; guards against runaway masks
+MAX_FACE_SIDE = 8192                  # extract and resize make faces of at most 2048 px
 _APP15 = 0xEF
 _MAX_PAYLOAD = 65533                  # segment length field (≤ 65535) counts its own 2 bytes
 _PART_HEADER = len(SIGNATURE) + 4
@@ -42,13 +43,14 @@ _DFL_KEYS = (b"face_type", b"landmarks", b"source_filename", b"image_to_face_mat
 _KNOWN_KEYS = ("face_type", "landmarks", "source_filename", "source_rect", "source_landmarks",
                "image_to_face_mat", "eyebrows_expand_mod", "seg_ie_polys", "xseg_mask")
 _REQUIRED_KEYS = _KNOWN_KEYS[:6]
+_COORD_LIMIT = 2 ** 31                # source_rect: pixel coordinates of a frame
 
 
 def _coerce(convert: Callable[[Any], Any], value: Any) -> Any:
     """Best-effort conversion; input that does not convert is left for validate() to report."""
     try:
         return convert(value)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):
         return value
 
 
@@ -80,10 +82,11 @@ class FaceMeta:
 
     def __post_init__(self) -> None:
         # Normalise to what a JSON round trip gives back, so `==` holds after write + read.
-        f32 = lambda a: np.array(a, dtype=np.float32)  # noqa: E731
-        self.landmarks = _coerce(f32, self.landmarks)
-        self.source_landmarks = _coerce(f32, self.source_landmarks)
-        self.image_to_face_mat = _coerce(f32, self.image_to_face_mat)
+        f32 = lambda a: np.array(a, dtype=np.float32)  # noqa: E731  (overflow -> inf, refused by validate)
+        with np.errstate(over="ignore"):
+            self.landmarks = _coerce(f32, self.landmarks)
+            self.source_landmarks = _coerce(f32, self.source_landmarks)
+            self.image_to_face_mat = _coerce(f32, self.image_to_face_mat)
         self.source_rect = _coerce(lambda r: tuple(int(round(float(v))) for v in r), self.source_rect)
         self.eyebrows_expand_mod = _coerce(float, self.eyebrows_expand_mod)
         self.seg_ie_polys = _coerce(lambda polys: [
@@ -117,7 +120,8 @@ class FaceMeta:
         if not isinstance(self.source_filename, str):
             raise VisageError("face metadata: source_filename must be a string")
         rect = self.source_rect
-        if not (isinstance(rect, tuple) and len(rect) == 4 and all(isinstance(v, int) for v in rect)):
+        if not (isinstance(rect, tuple) and len(rect) == 4
+                and all(isinstance(v, int) and abs(v) < _COORD_LIMIT for v in rect)):
             raise VisageError(f"face metadata: source_rect must be 4 integers l,t,r,b, got {rect!r}")
         if not isinstance(self.eyebrows_expand_mod, float) or not math.isfinite(self.eyebrows_expand_mod):
             raise VisageError("face metadata: eyebrows_expand_mod must be a finite number")
@@ -236,13 +240,16 @@ def _split_jpeg(data: bytes, name: str) -> tuple[list[_Segment], bytes]:
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # frame headers (not DHT/JPG/DAC)
 
 
-def jpeg_size(jpeg_bytes: bytes, *, name: str = "JPEG data") -> tuple[int, int]:
-    """(height, width) from the JPEG frame header, without decoding any pixels."""
-    segments, _ = _split_jpeg(jpeg_bytes, name)
+def _frame_size(segments: list[_Segment], name: str) -> tuple[int, int]:
     for seg in segments:
         if seg.marker in _SOF_MARKERS and len(seg.payload) >= 5:
             return int.from_bytes(seg.payload[1:3], "big"), int.from_bytes(seg.payload[3:5], "big")
     raise VisageError(f"{name} is a corrupt JPEG (no frame header); re-extract this face")
+
+
+def jpeg_size(jpeg_bytes: bytes, *, name: str = "JPEG data") -> tuple[int, int]:
+    """(height, width) from the JPEG frame header, without decoding any pixels."""
+    return _frame_size(_split_jpeg(jpeg_bytes, name)[0], name)
 
 
 def _is_visage(seg: _Segment) -> bool:
@@ -257,11 +264,11 @@ def _is_legacy_dfl(seg: _Segment) -> bool:
 
 def _encode(meta: FaceMeta) -> bytes:
     meta.validate()
-    try:
-        text = json.dumps(meta.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:     # UnicodeEncodeError (a ValueError): a lone surrogate, e.g. from an undecodable file name
+        blob = json.dumps(meta.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise VisageError(f"face metadata cannot be stored as JSON: {e}") from e
-    blob = text.encode("utf-8")
     if len(blob) > META_BYTES_LIMIT:
         raise VisageError(f"face metadata is {len(blob) / 2**20:.1f} MB, over the "
                           f"{META_BYTES_LIMIT // 2**20} MB limit (is the XSeg mask far too large?)")
@@ -284,13 +291,10 @@ def _decode(segments: list[_Segment], name: str) -> FaceMeta | None:
                               "duplicated); re-extract this face")
         numbered[index] = p[_PART_HEADER:]
     blob = b"".join(numbered[i] for i in range(len(parts)))
-    if len(blob) > META_BYTES_LIMIT:
-        raise VisageError(f"{name} has {len(blob) / 2**20:.1f} MB of face metadata, over the "
-                          f"{META_BYTES_LIMIT // 2**20} MB limit")
     try:
-        d = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VisageError(f"{name} has corrupt Visage metadata (invalid JSON); re-extract this face") from e
+        d = parse_json(blob, "it", META_BYTES_LIMIT)
+    except VisageError as e:
+        raise VisageError(f"{name} has corrupt Visage metadata ({e}); re-extract this face") from e
     try:
         return FaceMeta.from_dict(d)
     except VisageError as e:
@@ -374,6 +378,9 @@ def read_face(path: str | os.PathLike) -> tuple[np.ndarray, FaceMeta]:
     # Entropy-coded data escapes 0xFF bytes, so EOI appears in the tail only if the file is whole.
     if b"\xff\xd9" not in tail:
         raise VisageError(f"{path} is a truncated JPEG; re-extract this face")
+    h, w = _frame_size(segments, str(path))
+    if not 0 < max(h, w) <= MAX_FACE_SIDE:          # a damaged header would make the decoder allocate GBs
+        raise VisageError(f"{path} claims to be {w}x{h} pixels, not an aligned face size; it is damaged")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise VisageError(f"{path} is a corrupt JPEG (the image cannot be decoded)")

@@ -35,10 +35,13 @@ def check_data(data: Any) -> dict:
     """data.json as saved by ModelBase.save; raises VisageError naming what is wrong."""
     if not isinstance(data, dict):
         raise VisageError("it is not a JSON object")
-    it = data.get("iter", 0)
+    missing = [k for k in ("iter", "options") if k not in data]
+    if missing:
+        raise VisageError(f"it has no {' or '.join(missing)}")
+    it = data["iter"]
     if not (isinstance(it, int) and not isinstance(it, bool) and 0 <= it <= MAX_ITER):
         raise VisageError(f"iteration {it!r} is not a whole number from 0 to {MAX_ITER}")
-    if not isinstance(data.get("options", {}), dict):
+    if not isinstance(data["options"], dict):
         raise VisageError("'options' is not an object")
     history = data.get("loss_history", [])
     if not isinstance(history, list) or not all(

@@ -11,107 +11,44 @@ a marker file if anything ever unpickled it must never create it.
 """
 from __future__ import annotations
 
-import faulthandler
 import json
 import pickle
 import random
 import shutil
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from core.errors import VisageError
 from core.facelib import face_meta as fm
 from core.faceset_pak import PAK_NAME, PakReader, pack, unpack
 from core.sorting.features import FaceRecord, load_chunk
 from mainscripts.util import restore_metadata, save_metadata
 from samplelib.sample import Sample, load_samples
-from tests.hostile_support import HUGE_INT, deep_json, embed_raw_meta, make_pak, meta_text, split_pak
+from tests.fuzz_support import Fuzz, Gadget, byte_mutation, json_mutation
+from tests.hostile_support import embed_raw_meta, make_pak, meta_text, split_pak
 
 SEED = 12
 FACE_MUTATIONS, PAK_MUTATIONS, META_JSON_MUTATIONS = 700, 350, 150
-CALL_LIMIT_S = 30
-HOLE = "@@hostile@@"                  # a JSON string replaced by raw hostile text after dumps()
-HOSTILE_TEXT = (HUGE_INT, "-" + HUGE_INT, "1e999", "-1e999", "NaN", "Infinity", "-Infinity", str(2**63),
-                "1" * 5000, deep_json(65), deep_json(1000), deep_json(200_000), '{"a":' * 5000 + "1" + "}" * 5000)
-WRONG = ("x", "", 0, -1, 1.5, True, None, [], {}, [[1, 2]] * 68, [[1, 2, 3]] * 68, {"a": [1]}, [None] * 4,
-         "AAAA", -1e308, 1e308, 2**62, [[1e308, -1e308]] * 68, [["1", "2"]] * 68, "\udc80x", "\ud800")
 HOSTILE_NAMES = ("../x.jpg", "/abs.jpg", "a\\b.jpg", "C:x.jpg", ".hidden.jpg", "a\x00.jpg", "", ".", "..", 5,
                  None, ["a"], "é" * 300 + ".jpg", "\ud800.jpg")
 
 
-class _Gadget:
-    """Unpickling this creates `marker`: it proves whether anything unpickles hostile bytes."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (self.marker, "w")
-
-
 # ---------------------------------------------------------------- mutations
 
-def _byte_mutation(rng: random.Random, data: bytes, other: bytes) -> bytes:
-    b = bytearray(data)
-    op = rng.randrange(6)
-    if op == 0:                                          # bit flips
-        for _ in range(rng.randint(1, 8)):
-            i = rng.randrange(len(b))
-            b[i] ^= 1 << rng.randrange(8)
-    elif op == 1:                                        # inserted bytes, markers among them
-        i = rng.randrange(len(b) + 1)
-        b[i:i] = rng.choice([rng.randbytes(rng.randint(1, 32)), b"\xff", b"\xff\xd9", b"\xff\xda", b"\xff\xef"])
-    elif op == 2:                                        # deleted bytes
-        i = rng.randrange(len(b))
-        del b[i:i + rng.randint(1, 64)]
-    elif op == 3:                                        # truncation
-        del b[rng.randrange(len(b)):]
-    elif op == 4:                                        # a piece of another file spliced in
-        i, j = rng.randrange(len(other)), rng.randrange(len(b) + 1)
-        b[j:j + rng.randint(0, 64)] = other[i:i + rng.randint(1, 4096)]
-    else:                                                # a length field after a marker set to an extreme
-        spots = [i for i in range(min(len(b), 40_000) - 3) if b[i] == 0xFF and 0xC0 <= b[i + 1] <= 0xFE]
-        if spots:
-            i = rng.choice(spots) + 2
-            b[i:i + 2] = rng.choice([0, 1, 2, 3, 0xFFFF, rng.randrange(65536)]).to_bytes(2, "big")
-    return bytes(b)
-
-
-def _json_hole(rng: random.Random, value: Any) -> Any:
-    """`value` with one number or member replaced by HOLE (or a wrong type)."""
-    if isinstance(value, dict) and value and rng.random() < 0.8:
-        key = rng.choice(sorted(value))
-        return {**value, key: _json_hole(rng, value[key])}
-    if isinstance(value, list) and value and rng.random() < 0.8:
-        i = rng.randrange(len(value))
-        return value[:i] + [_json_hole(rng, value[i])] + value[i + 1:]
-    return HOLE if rng.random() < 0.5 else rng.choice(WRONG)
-
-
-def _json_mutation(rng: random.Random, doc: Any) -> bytes:
-    """JSON text of `doc` with one hostile edit: a hole filled with hostile text, a wrong type, a dropped key."""
-    if isinstance(doc, dict) and doc and rng.random() < 0.15:
-        doc = {k: v for k, v in doc.items() if k != rng.choice(sorted(doc))}
-    else:
-        doc = _json_hole(rng, doc)
-    return json.dumps(doc).replace(json.dumps(HOLE), rng.choice(HOSTILE_TEXT)).encode()
-
-
 def _gadget_segment(marker: str) -> bytes:
-    payload = pickle.dumps(_Gadget(marker), protocol=2)  # starts 0x80 like DeepFaceLab's APP15
+    payload = pickle.dumps(Gadget(marker), protocol=2)  # starts 0x80 like DeepFaceLab's APP15
     return b"\xff\xef" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
 def mutate_face(rng: random.Random, face: bytes, other: bytes, marker: str) -> bytes:
     kind = rng.randrange(10)
     if kind < 4:
-        return _byte_mutation(rng, face, other)
+        return byte_mutation(rng, face, other)
     if kind < 8:
-        return embed_raw_meta(face, _json_mutation(rng, json.loads(meta_text(face))))
+        return embed_raw_meta(face, json_mutation(rng, json.loads(meta_text(face))))
     segments, tail = fm._split_jpeg(face, "face")       # whole segments of the other face, or a gadget
     raws = [s.raw for s in segments]
     extra = rng.choice([s.raw for s in fm._split_jpeg(other, "other")[0]] + [_gadget_segment(marker)])
@@ -125,7 +62,7 @@ def mutate_pak(rng: random.Random, pak: bytes, face: bytes, marker: str) -> byte
     files = index["files"]
     kind = rng.randrange(8)
     if kind < 2:
-        return _byte_mutation(rng, pak, face)
+        return byte_mutation(rng, pak, face)
     if kind == 2:                                       # one range named many times: a disk-filling amplifier
         f = rng.choice(files)
         files = files + [{**f, "name": f"dup_{i}.jpg"} for i in range(rng.choice([1, 50, 2000]))]
@@ -144,40 +81,11 @@ def mutate_pak(rng: random.Random, pak: bytes, face: bytes, marker: str) -> byte
     elif kind == 6:
         return make_pak(index_blob, data, version=rng.choice([0, 2, 65535]))
     else:
-        return make_pak(_json_mutation(rng, index), data)
+        return make_pak(json_mutation(rng, index), data)
     return make_pak(json.dumps({"files": files}).encode(), data)
 
 
 # ---------------------------------------------------------------- the readers and what a valid result is
-
-class Fuzz:
-    """Calls readers, collecting every outcome that is neither a valid result nor a VisageError."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-        self.calls = 0
-
-    def call(self, label: str, fn: Callable, *args, valid: Callable[[Any], bool] = lambda r: True) -> Any:
-        faulthandler.dump_traceback_later(CALL_LIMIT_S, exit=True)    # the watchdog for a hang
-        try:
-            result = fn(*args)
-        except VisageError:
-            return None
-        except Exception as e:  # noqa: BLE001 - exactly what the fuzz looks for
-            self.failures.append(f"{label}: {type(e).__name__}: {e}"[:300])
-            return None
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-            self.calls += 1
-        try:
-            ok = valid(result)
-        except Exception as e:  # noqa: BLE001
-            ok = False
-            result = e
-        if not ok:
-            self.failures.append(f"{label}: invalid result {result!r}"[:300])
-        return result
-
 
 def _valid_meta(meta: Any) -> bool:
     meta.validate()
@@ -254,7 +162,7 @@ def test_readers_survive_mutated_faces_paks_and_meta_json(real, tmp_path):
     for n in range(META_JSON_MUTATIONS):
         for name, face in zip(names, faces):
             (restore_dir / name).write_bytes(face)
-        blob = _byte_mutation(rng, real["meta_json"], faces[0]) if n % 3 == 0 else _json_mutation(rng, saved)
+        blob = byte_mutation(rng, real["meta_json"], faces[0]) if n % 3 == 0 else json_mutation(rng, saved)
         (restore_dir / "meta.json").write_bytes(blob)
         fuzz.call(f"meta.json {n} restore", restore_metadata, restore_dir,
                   valid=lambda r: all(_valid_meta(fm.read_meta(restore_dir / x)) for x in r["restored"]))

@@ -16,21 +16,16 @@ import pytest
 
 import main
 from models.model_files import ModelFiles
+from tests.hostile_support import assert_one_error, tree_bytes
 from tests.train_support import REPO, data, train_cli
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "t_SAEHD_lock"}
+    return {k: v for k, v in tree_bytes(folder).items() if k != "t_SAEHD_lock"}
 
 
 def one_error_line(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+    return assert_one_error(capsys.readouterr().err, *needles)
 
 
 def set_data(model_dir: Path, text: str | bytes) -> None:

@@ -64,3 +64,6 @@ class Bounded:
 
 # Worker processes each load their own models: more than this only thrashes memory.
 WORKERS = Bounded(int, 0, max(64, os.cpu_count() or 1))
+FRAME_COUNT = Bounded(int, 0, 10**7)        # "the first N frames" (0 = all)
+REPEATS = Bounded(int, 1, 1000)             # timed runs or iterations of a benchmark
+FACE_SIZE = Bounded(int, 64, 2048)          # aligned face side in pixels

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from core import interact
+from core.bounded import FACE_SIZE, FRAME_COUNT, REPEATS, WORKERS, Bounded
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -25,23 +26,23 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--clip", default="WolfgangLanger_Pexels.mp4",
                    help="a video file, or the name of a sample clip (default: the 640x360 sample)")
     e.add_argument("--face-type", default="whole_face")
-    e.add_argument("--image-size", type=int, default=256)
-    e.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")
-    e.add_argument("--workers", type=int, default=0, help="0 = one per CPU core")
-    e.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
+    e.add_argument("--image-size", type=FACE_SIZE, default=256, help="aligned face size (default 256)")
+    e.add_argument("--frames", type=FRAME_COUNT, default=0, help="use only the first N frames (0 = all)")
+    e.add_argument("--workers", type=WORKERS, default=0, help="0 = one per CPU core")
+    e.add_argument("--repeats", type=REPEATS, default=3, help="runs; the median is reported")
     e.add_argument("--landmarks", choices=("mesh", "ibug68"), default="mesh", help="as extract --landmarks")
     e.set_defaults(func=bench_extract)
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
     t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
                    help="model(s) to measure (default both)")
-    t.add_argument("--batch-size", type=int, action="append", help="batch size(s) (default 4 and 8)")
+    t.add_argument("--batch-size", type=Bounded(int, 1, 256), action="append", help="batch size(s) (default 4 and 8)")
     t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
                    help="precision(s) (default fp32 and bf16)")
     t.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="SAEHD options (default: archi=liae-ud resolution=64 ae_dims=64 e_dims=32 d_dims=32 "
                         "d_mask_dims=16)")
-    t.add_argument("--iterations", type=int, default=30, help="timed iterations per setting (median reported)")
-    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--iterations", type=REPEATS, default=30, help="timed iterations per setting (median reported)")
+    t.add_argument("--warmup", type=FRAME_COUNT, default=5, help="untimed iterations first (default 5)")
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
     t.set_defaults(func=bench_train)
     from mainscripts.bench_merge import register as register_merge

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from core import interact
+from core.bounded import FRAME_COUNT, REPEATS, WORKERS, Bounded
 
 DEFAULT_OPTS = {"mode": "overlay", "mask_mode": "dst", "color_transfer_mode": "rct"}
 STAGES = ("decode", "crop", "predict", "compose", "encode+label", "write")
@@ -34,9 +35,9 @@ def register(bsub: argparse._SubParsersAction) -> None:
     m = bsub.add_parser("merge", help="frames/s of batch merge at the dst resolution, per stage")
     m.add_argument("--clip", default="single_face.mp4",
                    help="dst: a video file, or the name of a sample clip (default: the 640x360 sample)")
-    m.add_argument("--frames", type=int, default=0, help="use only the first N frames (0 = all)")
-    m.add_argument("--workers", type=int, default=0, help="batch merge worker processes (0 = one per CPU core)")
-    m.add_argument("--repeats", type=int, default=3, help="end-to-end runs; the median is reported")
+    m.add_argument("--frames", type=FRAME_COUNT, default=0, help="use only the first N frames (0 = all)")
+    m.add_argument("--workers", type=WORKERS, default=0, help="batch merge worker processes (0 = one per CPU core)")
+    m.add_argument("--repeats", type=REPEATS, default=3, help="end-to-end runs; the median is reported")
     m.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="merger option over the bench's mode=overlay mask_mode=dst color_transfer_mode=rct, "
                         "e.g. --opt mode=seamless")
@@ -46,7 +47,7 @@ def register(bsub: argparse._SubParsersAction) -> None:
     m.add_argument("--force-model-name", help="with --model-dir: the model's name when several are saved")
     m.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="precision of the throw-away Quick96 (an existing model keeps its own)")
-    m.add_argument("--src-every", type=int, default=20,
+    m.add_argument("--src-every", type=Bounded(int, 1, 10**4), default=20,
                    help="src faces for the throw-away model: every N-th frame of WolfgangLanger_Pexels.mp4")
     m.set_defaults(func=run)
 

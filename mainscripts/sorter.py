@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import interact
+from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
 from core.sorting.methods import BY_NAME, METHODS, NAMES, SortOptions
 
@@ -62,16 +63,16 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input-dir", required=True, help="folder of aligned faces, e.g. workspace/data_src/aligned")
     p.add_argument("--by", choices=NAMES, help="sort method (asked with a numbered menu; default blur)")
-    p.add_argument("--target", type=int, help="final-by-blur/final-by-size: number of faces to keep "
+    p.add_argument("--target", type=Bounded(int, 1, 10**7), help="final-by-blur/final-by-size: number of faces to keep "
                    "(asked; default 2000)")
     p.add_argument("--similar", action=argparse.BooleanOptionalAction, default=None,
                    help="absdiff: put similar faces next to each other (default), or --no-similar: dissimilar")
     p.add_argument("--ref", action="append", default=[], metavar="PHOTO",
                    help="id-ref: reference photo, aligned face, or folder of them (repeatable)")
-    p.add_argument("--threshold", type=float, default=0.6,
+    p.add_argument("--threshold", type=Bounded(float, 0.0, 2.0), default=0.6,
                    help="id-ref/id-group: identity distance below which two faces are the same person "
                         "(default 0.6, dlib's calibration; lower = stricter)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per CPU core)")
+    p.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
     p.set_defaults(func=cli)
 
 

@@ -116,10 +116,7 @@ class ModelFiles:
         path = folder / self.data_path.name
         if not path.is_file():
             return None
-        try:
-            raw = read_json(path)           # its errors name the file already
-        except OSError as e:
-            raise VisageError(f"{path} cannot be read ({e.strerror})") from None
+        raw = read_json(path)               # its errors name the file already
         try:
             return check_data(raw)
         except VisageError as e:

@@ -9,8 +9,6 @@ per stage (mainscripts/bench_merge.py).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -93,7 +91,8 @@ def bench_extract(args: argparse.Namespace) -> int:
     interact.log_info("")
     interact.log_info(f"bench extract: {clip.name} {info.width}x{info.height}, {n} frames -> "
                       f"{args.face_type} {args.image_size}px, {workers} worker(s), landmarks {args.landmarks}")
-    interact.log_info(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    from core.machine import describe
+    interact.log_info(f"machine: {describe()}")
     interact.log_info(f"  video -> png frames : {n / t_video:7.1f} frames/s ({t_video:.2f} s)")
     interact.log_info(f"  extract end to end  : {statistics.median(fps):7.1f} frames/s median of "
                       f"{len(fps)} ({', '.join(f'{f:.1f}' for f in fps)}), worker start-up included")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -237,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
     interact.log_info("")
     interact.log_info(f"bench merge: {clip.name} {info.width}x{info.height}, {n} frames ({with_faces} with a face, "
                       f"{count_faces(frames)} faces), {workers} worker(s), model groups of {PREDICT_FRAMES} frames")
-    interact.log_info(f"machine: {platform.processor() or platform.machine()}, {cores} cores"
+    from core.machine import describe
+    interact.log_info(f"machine: {describe()}"
                       + (f", load average {load:.2f} when timing began (other processes share the cores)"
                          if load is not None else ""))
     interact.log_info(f"model: {predictor.title} ({predictor.model_class}) iter {predictor.iteration}, "

@@ -9,8 +9,6 @@ the overhead of the whole trainer shows as a ratio.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -86,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
                     rows.append((name, bs, prec, r["ms"], r["bare_ms"], flops / (r["ms"] / 1000) / 1e9, r["wait"]))
                     interact.log_info(f"  {name} batch {bs} {prec}: {r['ms']:.0f} ms/iter")
     interact.log_info("")
+    from core.machine import describe
     interact.log_info(f"bench train: median of {args.iterations} iterations after {args.warmup} warm-up; "
-                      f"{platform.machine()}, {os.cpu_count()} cores; SAEHD "
+                      f"{describe()}; SAEHD "
                       + " ".join(f"{k}={v}" for k, v in saehd_opts.items()))
     interact.log_info(f"{'model':<8} {'batch':>5} {'prec':>5} {'ms/iter':>8} {'bare ms':>8} {'ratio':>6} "
                       f"{'GFLOP/s':>8} {'wait %':>7}")

@@ -1,0 +1,150 @@
+"""`doctor`: what this machine gives Visage, one line each, and exit 1 if something needed is missing.
+
+Python, the pinned packages (installed version against requirements.txt), the face models the
+packages ship, the Keras backend and its version, the devices TensorFlow finds (GPU name,
+compute capability, memory), the precision `auto` picks and why (CPU flags), ffmpeg, and
+whether a preview window can open.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+from core import interact
+
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
+MIN_PYTHON = (3, 11)
+Check = tuple[str, str, str]          # (status: ok / warn / MISSING, what, detail)
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("doctor", parents=[parent], help="check this machine: Python, packages, devices, ffmpeg")
+    p.set_defaults(func=cli)
+
+
+def cli(args: argparse.Namespace) -> int:
+    missing = 0
+    for check in CHECKS:
+        for status, what, detail in check():
+            line = f"{status:<7} {what:<26} {detail}"
+            if status == "MISSING":
+                missing += 1
+                interact.log_err(line)
+            elif status == "warn":
+                interact.log_warn(line)
+            else:
+                interact.log_info(line)
+    if missing:
+        interact.log_err(f"{missing} thing(s) missing; run scripts/setup.sh (Windows: scripts\\setup.bat)")
+        return 1
+    return 0
+
+
+def python() -> Iterator[Check]:
+    v = sys.version_info
+    ok = (v.major, v.minor) >= MIN_PYTHON
+    yield ("ok" if ok else "MISSING", "python", f"{v.major}.{v.minor}.{v.micro} at {sys.executable}"
+           + ("" if ok else f"; Visage needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer"))
+
+
+def pinned() -> dict[str, str]:
+    """requirements.txt as {distribution: pinned version}."""
+    found = {}
+    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\s*([A-Za-z0-9_.\-\[\]]+)==(\S+)", line)
+        if m:
+            found[re.sub(r"\[.*\]", "", m[1])] = m[2]
+    return found
+
+
+def packages() -> Iterator[Check]:
+    for dist, want in pinned().items():
+        try:
+            have = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            yield "MISSING", dist, f"not installed (pinned {want})"
+            continue
+        yield ("ok", dist, have) if have == want else ("warn", dist, f"{have} installed, {want} pinned")
+
+
+def face_models() -> Iterator[Check]:
+    from core.errors import VisageError
+    from core.facelib.model_registry import MODELS, model_path
+    for key, m in MODELS.items():
+        try:
+            model_path(key)
+        except VisageError as e:
+            yield "MISSING", key, str(e)
+        else:
+            yield "ok", key, f"{m.vendor} ({m.licence})"
+
+
+def _gpus(tf) -> Iterator[Check]:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        yield "ok", "GPU", "none found: training runs on the CPU"
+    for i, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        cc = details.get("compute_capability")
+        yield "ok", f"GPU {i}", f"{details.get('device_name', gpu.name)}" + (
+            f", compute capability {cc[0]}.{cc[1]}" if cc else "") + _gpu_memory(i)
+
+
+def _gpu_memory(index: int) -> str:
+    import shutil
+    import subprocess
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return ""
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader", "-i", str(index)],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f", {out}" if out else ""
+
+
+def backend() -> Iterator[Check]:
+    from core.machine import describe
+    yield "ok", "CPU", describe()
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError as e:
+        yield "MISSING", "backend", f"keras/tensorflow cannot be imported ({e})"
+        return
+    yield "ok", "backend", f"keras {keras.__version__} on {keras.backend.backend()} {tf.__version__}"
+    yield from _gpus(tf)
+    from core.nn.tf_backend import auto_precision
+    choice, why = auto_precision()
+    yield "ok", "precision auto", f"{choice}: {why}"
+
+
+def ffmpeg() -> Iterator[Check]:
+    import subprocess
+    from core.errors import VisageError
+    from core.video import ffmpeg_exe
+    try:
+        exe = ffmpeg_exe()
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, errors="replace",
+                             timeout=30).stdout.splitlines()
+    except (VisageError, OSError, subprocess.SubprocessError) as e:
+        yield "MISSING", "ffmpeg", str(e)
+        return
+    version = out[0].split(" Copyright")[0] if out else "unknown version"
+    yield "ok", "ffmpeg", f"{version} ({exe})"
+
+
+def display() -> Iterator[Check]:
+    has = os.name == "nt" or sys.platform == "darwin" or bool(os.environ.get("DISPLAY")
+                                                              or os.environ.get("WAYLAND_DISPLAY"))
+    yield ("ok", "display", "preview windows can open") if has else (
+        "ok", "display", "none: training writes its preview and loss graph as images (--no-preview)")
+
+
+CHECKS: tuple[Callable[[], Iterator[Check]], ...] = (python, packages, face_models, backend, ffmpeg, display)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -197,6 +198,15 @@ def read_json(path: str | os.PathLike) -> Any:
     except OSError as e:
         raise VisageError(f"could not read {path}: {e.strerror or e}") from e
     return parse_json(blob, str(path))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def natural_key(name: str) -> list:

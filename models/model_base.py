@@ -25,8 +25,9 @@ COMMON_OPTIONS = (
            "<name>_<Model>_history, to watch the progress later.", prompt="Write preview history"),
     Option("target_iter", int, 0, "Stop (and save) when this iteration is reached. 0 = train until stopped.",
            prompt="Target iteration", lo=0),
-    Option("precision", str, "auto", "Number format of the network's maths: auto = bf16 on CPUs that support "
-           "it, mixed fp16 on NVIDIA GPUs, else fp32. Weights and losses always stay fp32.",
+    Option("precision", str, "auto", "Number format of the network's maths: auto = bf16 on CPUs and GPUs that "
+           "compute it natively (AVX512-BF16/AMX, NVIDIA Ampere or newer), mixed fp16 on older NVIDIA GPUs, else "
+           "fp32. Weights and losses always stay fp32.",
            prompt="Precision", choices=("auto", "fp32", "bf16", "fp16")),
 )
 

@@ -3,8 +3,9 @@
 Model and loss code is written with `keras` / `keras.ops`; only this module knows that the
 backend is TensorFlow. Measured on the 2-core AVX-512 CPU (see DESIGN.md): a plain
 `tf.function` step beats XLA there, and Keras' mixed_bfloat16 policy is ~1.7x faster than
-fp32 with the same loss curve, so `precision=auto` picks bf16 on CPUs that have AVX512_BF16
-or AMX, mixed fp16 on NVIDIA GPUs, and fp32 otherwise.
+fp32 with the same loss curve, so `precision=auto` picks bf16 where the hardware computes it
+natively (CPUs with AVX512_BF16 or AMX, NVIDIA Ampere or newer), mixed fp16 on older NVIDIA
+GPUs, and fp32 otherwise (`auto_precision`).
 """
 from __future__ import annotations
 
@@ -25,8 +26,17 @@ def select_devices(cpu_only: bool) -> None:
 
 
 def has_gpu() -> bool:
+    return bool(gpu_compute_capabilities())
+
+
+def gpu_compute_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) of each visible GPU; (0, 0) where the driver does not say."""
     import tensorflow as tf
-    return bool(tf.config.list_physical_devices("GPU"))
+    caps = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        caps.append(tuple(cc) if cc else (0, 0))
+    return caps
 
 
 def resolve_precision(precision: str) -> str:
@@ -37,9 +47,18 @@ def resolve_precision(precision: str) -> str:
 
 
 def auto_precision() -> tuple[str, str]:
-    """What `precision=auto` picks on this machine, and why (for the summary and `doctor`)."""
-    if has_gpu():
-        return "fp16", "a GPU is present: mixed fp16 with loss scaling"
+    """What `precision=auto` picks on this machine, and why (for the summary and `doctor`).
+
+    bf16 needs no loss scaling and has fp32's range: it is the choice wherever the hardware
+    computes it natively (NVIDIA Ampere, compute capability 8.0, and newer; CPUs with
+    AVX512-BF16 or AMX). Older NVIDIA GPUs get fp16 with loss scaling; anything else fp32.
+    """
+    caps = gpu_compute_capabilities()
+    if caps:
+        cc = ", ".join(f"{a}.{b}" for a, b in caps)
+        if min(caps) >= (8, 0):
+            return "bf16", f"GPU compute capability {cc} (Ampere or newer): mixed bf16"
+        return "fp16", f"GPU compute capability {cc} (older than Ampere): mixed fp16 with loss scaling"
     if cpu_has_bf16():
         return "bf16", "the CPU has AVX512-BF16/AMX: mixed bf16, ~1.7x fp32's speed"
     return "fp32", "no GPU and no bf16 instructions on the CPU"

@@ -39,9 +39,9 @@ class ModelBase:
 
     def __init__(self, model_dir: Path, src_dir: Path, dst_dir: Path, force_name: str | None = None,
                  given: dict[str, Any] | None = None, silent_start: bool = False, cpu_only: bool = False,
-                 workers: int = 0):
+                 workers: int = 0, gpu_idxs: list[int] | None = None):
         from core.nn.tf_backend import select_devices
-        select_devices(cpu_only)
+        self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive())
         self.src_dir, self.dst_dir, self.workers = Path(src_dir), Path(dst_dir), workers
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
         self.files = ModelFiles(Path(model_dir), name, self.CLASS_NAME)
@@ -151,7 +151,7 @@ class ModelBase:
     def summary(self) -> str:
         width = max(len(k) for k in self.options) + 2
         lines = [f"=== Model summary: {self.files.name}_{self.CLASS_NAME} ===", f"{'iteration':>{width}} : {self.iter}",
-                 f"{'precision in use':>{width}} : {self.precision}"]
+                 f"{'devices':>{width}} : {self.devices}", f"{'precision in use':>{width}} : {self.precision}"]
         lines += [f"{k:>{width}} : {v}" for k, v in self.options.items()]
         return "\n".join(lines) + "\n"
 

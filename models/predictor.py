@@ -16,7 +16,8 @@ Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]   # face (res,res,3), lea
 
 
 class FacePredictor:
-    def __init__(self, model_dir: str | Path, model: str, force_name: str | None = None, cpu_only: bool = False):
+    def __init__(self, model_dir: str | Path, model: str, force_name: str | None = None, cpu_only: bool = False,
+                 gpu_idxs: list[int] | None = None):
         from core.facelib.face_type import face_type_from_str
         from core.nn.archis import build_parts, swap
         from core.nn.tf_backend import make_predict, select_devices, set_precision
@@ -31,7 +32,7 @@ class FacePredictor:
         if name not in names:
             raise VisageError(f"no {cls.CLASS_NAME} model named '{name}' in {model_dir}; "
                               f"saved models: {', '.join(names)}")
-        select_devices(cpu_only)
+        self.devices = select_devices(cpu_only, gpu_idxs)
         files = ModelFiles(model_dir, name, cls.CLASS_NAME)
         self.lock = files.lock(exclusive=False, what="merge")   # released when the predictor goes
         generation = files.load_generation()

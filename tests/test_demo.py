@@ -27,3 +27,7 @@ def test_demo_writes_a_labelled_result_with_the_dst_timing_and_audio(tmp_path):
     assert model["iter"] >= 2                                                     # it really trained
     merged = sorted((ws / "data_dst" / "merged").glob("*.png"))
     assert len(merged) == result.frame_count
+    report = json.loads((ws / "evaluate.json").read_text())                # step 9 measured it, beside result.mp4
+    assert report["frames"] == result.frame_count and report["faces"] >= 0.9 * result.frame_count
+    assert 0.0 <= report["identity"]["swap_rate"] <= 1.0 and report["stability"]["pairs"] > 0.8 * result.frame_count
+    assert report["reconstruction"]["model"] == "demo_Quick96" and (ws / "evaluate.png").is_file()

@@ -30,7 +30,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.version import __version__
     parser = OneLineParser(prog="main.py", description="Visage face-replacement toolkit")
+    parser.add_argument("--version", action="version", version=f"visage {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     parent = OneLineParser(add_help=False)
     parent.add_argument("--non-interactive", action="store_true",

@@ -100,8 +100,10 @@ def input_bool(prompt: str, default: bool, help_text: str = "") -> bool:
     return _ask(prompt, default, parse_bool, help_text, "y" if default else "n", "y/n")
 
 
-def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: str = "") -> str:
-    lowered = {c.lower(): c for c in choices}
+def input_choice(prompt: str, default: str, choices: Sequence[str], help_text: str = "",
+                 also: Sequence[str] = ()) -> str:
+    """One of `choices` (shown in the hint) or of `also` (other accepted spellings, returned as typed)."""
+    lowered = {c.lower(): c for c in (*choices, *also)}
 
     def parse(s: str) -> str:
         if s.lower() not in lowered:

@@ -30,6 +30,7 @@ class Option:
     lo: float | None = None
     hi: float | None = None
     locked: bool = False            # asked on the first run only
+    aliases: tuple = ()             # (other spelling, choice) pairs also accepted, e.g. ('whole_face', 'wf')
 
     def parse(self, raw: Any) -> Any:
         """Validate a value from a flag, a config file or saved state."""
@@ -51,6 +52,7 @@ class Option:
             lo = -NUMBER_LIMIT if lo is None else lo
             hi = NUMBER_LIMIT if hi is None else hi
         if self.choices:
+            value = dict(self.aliases).get(str(value).lower(), value)
             match = [c for c in self.choices if str(c).lower() == str(value).lower()]
             if not match:
                 raise VisageError(f"option {self.name}: '{raw}' is not one of {', '.join(map(str, self.choices))}")
@@ -63,7 +65,8 @@ class Option:
         default = self.default if default is None else default
         text = self.prompt or self.name
         if self.choices:
-            return self.parse(interact.input_choice(text, str(default), [str(c) for c in self.choices], self.help))
+            return self.parse(interact.input_choice(text, str(default), [str(c) for c in self.choices], self.help,
+                                                    also=[a for a, _ in self.aliases]))
         if self.kind is bool:
             return interact.input_bool(text, bool(default), self.help)
         if self.kind is int:
@@ -71,6 +74,24 @@ class Option:
         if self.kind is float:
             return interact.input_float(text, float(default), (self.lo, self.hi), self.help)
         return interact.input_str(text, str(default), self.help)
+
+
+def describe(schema: Iterable[Option], indent: str = "  ", width: int = 96) -> list[str]:
+    """Help lines for `--help`: each option's name, default, choices or range, whether it is fixed
+    after the first run, then its help text, wrapped."""
+    import textwrap
+    lines = []
+    for o in schema:
+        facts = [f"default {('n', 'y')[o.default] if o.kind is bool else o.default}"]
+        if o.choices:
+            facts.append("/".join(map(str, o.choices)))
+        elif o.lo is not None or o.hi is not None:
+            facts.append(f"{'' if o.lo is None else f'{o.lo:g}'}..{'' if o.hi is None else f'{o.hi:g}'}")
+        if o.locked:
+            facts.append("fixed after the first run")
+        lines.append(f"{indent}{o.name} ({', '.join(facts)})")
+        lines += textwrap.wrap(o.help, width, initial_indent=indent * 3, subsequent_indent=indent * 3)
+    return lines
 
 
 def parse_opt_flags(items: Iterable[str] | None) -> dict[str, str]:

@@ -344,8 +344,9 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
 
 
 def _frames(input_dir: str | os.PathLike, exts: Iterable[str] | None = None) -> list[Path]:
-    from core.fileio import IMAGE_EXTS, list_images
-    files = list_images(input_dir, tuple(exts) if exts else IMAGE_EXTS)
+    from core.fileio import IMAGE_EXTS
+    from core.frame_sequence import list_frames
+    files = list_frames(input_dir, tuple(exts) if exts else IMAGE_EXTS, sequence=True)
     if not files:
         kinds = "/".join(exts) if exts else "image"
         raise VisageError(f"no {kinds} frames in {input_dir}: check the folder and the extension")

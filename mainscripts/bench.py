@@ -18,12 +18,14 @@ from core.bounded import FACE_SIZE, FRAME_COUNT, REPEATS, WORKERS, Bounded
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from core.facelib.face_type import spellings_help
     p = sub.add_parser("bench", parents=[parent], help="measure pipeline throughput")
     bsub = p.add_subparsers(dest="bench_command", required=True)
     e = bsub.add_parser("extract", help="frames/s of face extraction, per stage")
     e.add_argument("--clip", default="WolfgangLanger_Pexels.mp4",
                    help="a video file, or the name of a sample clip (default: the 640x360 sample)")
-    e.add_argument("--face-type", default="whole_face")
+    e.add_argument("--face-type", default="whole_face", metavar="TYPE",
+                   help=f"face type of the crops: {spellings_help()} (default whole_face)")
     e.add_argument("--image-size", type=FACE_SIZE, default=256, help="aligned face size (default 256)")
     e.add_argument("--frames", type=FRAME_COUNT, default=0, help="use only the first N frames (0 = all)")
     e.add_argument("--workers", type=WORKERS, default=0, help="0 = one per CPU core")

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from core import interact
+from core.bounded import FACE_SIZE, Bounded
 from core.errors import VisageError
 
 SRC_CLIP, DST_CLIP = "WolfgangLanger_Pexels.mp4", "single_face.mp4"
@@ -27,9 +28,10 @@ DEMO_MERGE = {"mode": "overlay", "mask_mode": "dst", "color_transfer_mode": "rct
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[parent], help="run the workflow on the sample clips")
-    p.add_argument("--workspace", default=os.environ.get("WORKSPACE", "workspace"))
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--train-minutes", type=float, default=5.0,
+    p.add_argument("--workspace", default=os.environ.get("WORKSPACE", "workspace"),
+                   help="workspace folder (default: $WORKSPACE or ./workspace)")
+    p.add_argument("--image-size", type=FACE_SIZE, default=256, help="aligned face size of the demo (default 256)")
+    p.add_argument("--train-minutes", type=Bounded(float, 0.05, 10**5), default=5.0,
                    help="Quick96 training time, from the first finished iteration (default 5)")
     p.set_defaults(func=run_demo)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from core import interact
 from core.errors import VisageError
+from core.nn.tf_backend import add_device_flags
 
 WORST_FACES = 6
 THUMB = 112
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--force-model-name", help="model name in --model-dir, when it holds several")
     p.add_argument("--holdout-dir", help="src faces the model never trained on, for the reconstruction figures "
                    "(default: --src-aligned-dir, i.e. training faces)")
-    p.add_argument("--cpu-only", action="store_true", help="run the model on the CPU even when a GPU is present")
+    add_device_flags(p, "run the model")
     p.set_defaults(func=cli)
 
 
@@ -61,7 +62,7 @@ def cli(args: argparse.Namespace) -> int:
     result = evaluate(args.merged_dir, args.dst_dir, args.src_aligned_dir, dst_aligned_dir=args.dst_aligned_dir,
                       mask_dir=args.merged_mask_dir, output_dir=args.output_dir, model_dir=args.model_dir,
                       model=args.model, force_model_name=args.force_model_name, holdout_dir=args.holdout_dir,
-                      cpu_only=args.cpu_only)
+                      cpu_only=args.cpu_only, gpu_idxs=args.force_gpu_idxs)
     print_summary(result)
     return 0
 
@@ -196,7 +197,7 @@ def _model_class(model_dir: Path, model: str | None) -> str:
 
 def evaluate(merged_dir, dst_dir, src_aligned_dir, dst_aligned_dir=None, mask_dir=None, output_dir=None,
              model_dir=None, model: str | None = None, force_model_name: str | None = None, holdout_dir=None,
-             cpu_only: bool = False) -> Evaluation:
+             cpu_only: bool = False, gpu_idxs: list[int] | None = None) -> Evaluation:
     """Measure the merged frames; write evaluate.json and evaluate.png; return the figures."""
     from core.evaluate import identity
     from core.evaluate.fidelity import Relandmarker
@@ -219,7 +220,8 @@ def evaluate(merged_dir, dst_dir, src_aligned_dir, dst_aligned_dir=None, mask_di
     recon = None
     if model_dir is not None:               # first, so a bad model fails before the long part
         from models.predictor import FacePredictor
-        predictor = FacePredictor(model_dir, _model_class(Path(model_dir), model), force_model_name, cpu_only)
+        predictor = FacePredictor(model_dir, _model_class(Path(model_dir), model), force_model_name, cpu_only,
+                                  gpu_idxs)
         from core.evaluate.reconstruction import src_reconstruction
         recon = src_reconstruction(predictor, Path(holdout_dir or src_aligned_dir), held_out=holdout_dir is not None)
         del predictor                       # releases the shared lock on the model

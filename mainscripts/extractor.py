@@ -22,7 +22,7 @@ from pathlib import Path
 from core import interact
 from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
-from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name
+from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name, spellings, spellings_help
 from core.facelib.identity import SAME_PERSON
 from core.options import Option, resolve
 
@@ -37,7 +37,7 @@ SMOOTH_RADIUS = Bounded(int, 0, 30)            # a job holds 32 frames plus this
 OPTIONS = (
     Option("face_type", str, "whole_face", "Face type: the area of the head each aligned face covers. "
            "full_face suits most models, whole_face adds the forehead, head the whole head.",
-           prompt="Face type", choices=NAMES),
+           prompt="Face type", choices=NAMES, aliases=spellings(short=False)),
     Option("max_faces_from_image", int, 0, "Keep at most this many faces per frame, largest first (0 = all). "
            "Use 1 for a single-person clip to ignore background faces.",
            prompt="Max number of faces from image", lo=0),
@@ -87,11 +87,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--filter-threshold", type=FILTER_THRESHOLD, default=SAME_PERSON,
                    help="largest identity distance to the nearest reference face that still counts as the "
                         "same person (dlib's 0.6; lower is stricter)")
-    p.add_argument("--face-type", choices=NAMES)
-    p.add_argument("--max-faces-from-image", type=int)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--jpeg-quality", type=int)
-    p.add_argument("--output-debug", action=argparse.BooleanOptionalAction, default=None)
+    kinds = {"face_type": {"metavar": "TYPE"}, "output_debug": {"action": argparse.BooleanOptionalAction}}
+    for opt in OPTIONS:            # each option as a flag; not given = asked (default in brackets)
+        p.add_argument("--" + opt.name.replace("_", "-"), default=None, **kinds.get(opt.name, {"type": opt.kind}),
+                       help=f"{_flag_help(opt)} (asked when not given; default {opt.default})")
     p.add_argument("--smooth-landmarks", action="store_true",
                    help="average each face's landmarks over neighbouring frames to cut jitter (video frames)")
     p.add_argument("--smooth-radius", type=SMOOTH_RADIUS, default=3,
@@ -102,6 +101,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--cpu-only", action="store_true",
                    help="accepted for DeepFaceLab compatibility: extraction always runs on the CPU")
     p.set_defaults(func=cli)
+
+
+def _flag_help(opt: Option) -> str:
+    if opt.name == "face_type":
+        return f"{opt.help} One of {spellings_help()}"
+    return opt.help
 
 
 def _saved_settings(output_dir: Path) -> dict:
@@ -267,11 +272,12 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
             manual_output_debug_fix: bool = False, window_size: int = WINDOW_SIZE,
             filter_refs: tuple | list = (), filter_threshold: float = SAME_PERSON,
             landmarks: str = "mesh") -> ExtractReport:
-    """Extract every frame of `input_dir` not already done; returns what this run did."""
-    from core.fileio import list_images
+    """Extract every frame of `input_dir` not already done (`list_frames`: every image but Visage's
+    contact sheets); returns what this run did."""
+    from core.frame_sequence import list_frames
     from mainscripts.extract_worker import ExtractSettings
 
-    frames = list_images(input_dir)
+    frames = list_frames(input_dir)
     if not frames:
         raise VisageError(f"no images in {input_dir}; extract frames from a video first (videoed extract-video)")
     if detector not in DETECTORS:

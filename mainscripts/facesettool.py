@@ -14,18 +14,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import interact
+from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
+from core.facelib.face_type import SHORT_NAMES, TRAINABLE, spellings, spellings_help
 from core.options import Option, resolve
 
 BOOL = argparse.BooleanOptionalAction
-FACE_TYPE_CHOICES = ("h", "mf", "f", "wf", "head", "same")
 OPTIONS = (
     Option("image_size", int, 512, "Side of the resized faces in pixels (128-2048). Match the model resolution "
            "or a little above it; bigger only costs disk and loading time.", prompt="New image size",
            lo=128, hi=2048),
-    Option("face_type", str, "same", "Face type of the new crop: h half, mf mid-full, f full, wf whole face, head; "
+    Option("face_type", str, "same", f"Face type of the new crop: {spellings_help(TRAINABLE)}; "
            "same keeps each face's type. Widening past the old crop leaves no image data at the new border "
-           "(the edge pixels are stretched).", prompt="Change face type", choices=FACE_TYPE_CHOICES),
+           "(the edge pixels are stretched).", prompt="Change face type", choices=(*SHORT_NAMES, "same"),
+           aliases=spellings(short=True, types=TRAINABLE)),
 )
 JPEG_QUALITY = 100
 
@@ -37,22 +39,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                          help="re-crop a faceset at a new size / face type into DIR_resized",
                          description="Re-crop every face at a new size and/or face type into <input-dir>_resized.")
     t.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
-    t.add_argument("--image-size", type=int, help="new face size 128..2048 (asked; default 512)")
-    t.add_argument("--face-type", help="h, mf, f, wf, head or same (asked; default same)")
+    t.add_argument("--image-size", type=Bounded(int, 128, 2048), help="new face size 128..2048 (asked; default 512)")
+    t.add_argument("--face-type", metavar="TYPE", help=f"{OPTIONS[1].help} (asked; default same)")
     t.add_argument("--merge-back", action=BOOL, default=None,
                    help="copy the resized faces over the originals and remove DIR_resized (asked; default no)")
-    t.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per CPU core)")
+    t.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
     t.set_defaults(func=cli)
-
-
-def _short_face_type(text: str) -> str:
-    from core.facelib.face_type import SPECS, face_type_from_str
-    if text.strip().lower() == "same":
-        return "same"
-    short = SPECS[face_type_from_str(text)].short
-    if short not in FACE_TYPE_CHOICES:
-        raise VisageError(f"face type '{text}' cannot be resized to; choose one of {', '.join(FACE_TYPE_CHOICES)}")
-    return short
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -65,7 +57,7 @@ def cli(args: argparse.Namespace) -> int:
     if args.image_size is not None:
         given["image_size"] = args.image_size
     if args.face_type is not None:
-        given["face_type"] = _short_face_type(args.face_type)
+        given["face_type"] = args.face_type.strip()
     opts = resolve(OPTIONS, given, ask=interact.is_interactive())
     out_dir = folder.parent / f"{folder.name}_resized"
     report = resize_faceset(folder, out_dir, opts["image_size"], opts["face_type"], workers=args.workers)

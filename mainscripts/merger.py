@@ -16,23 +16,26 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core import interact
+from core.bounded import WORKERS
+from core.nn.tf_backend import add_device_flags
 
 BOOL = argparse.BooleanOptionalAction
 PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from models import MODELS
     p = sub.add_parser("merge", parents=[parent], help="merge: swap the dst faces through a trained model")
     p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
     p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
     p.add_argument("--output-mask-dir", help="merge masks (default: <output-dir>_mask)")
     p.add_argument("--aligned-dir", help="dst aligned faces (default: <input-dir>/aligned)")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
-    p.add_argument("--model", required=True, choices=["SAEHD", "Quick96"])
+    p.add_argument("--model", required=True, choices=list(MODELS), help="the model's class (its files in --model-dir)")
     p.add_argument("--force-model-name", help="use this model without the picker")
-    p.add_argument("--cpu-only", action="store_true", help="run the model on the CPU even when a GPU is present")
+    add_device_flags(p, "run the model")
     p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")
-    p.add_argument("--workers", type=int, help="batch merge worker processes (asked; default: CPU cores)")
+    p.add_argument("--workers", type=WORKERS, help="batch merge worker processes (asked; default: CPU cores)")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="merger option, e.g. --opt mode=overlay --opt mask_mode=dst --opt erode_mask_modifier=10")
     p.add_argument("--config", help="JSON file of merger option: value")
@@ -48,7 +51,7 @@ def cli(args: argparse.Namespace) -> int:
     mask_dir = Path(args.output_mask_dir) if args.output_mask_dir else output_dir.with_name(output_dir.name + "_mask")
     frames = load_frames(input_dir, Path(args.aligned_dir) if args.aligned_dir else input_dir / "aligned")
     given = {**load_config(args.config), **parse_opt_flags(args.opt)}
-    predictor = FacePredictor(args.model_dir, args.model, args.force_model_name, args.cpu_only)
+    predictor = FacePredictor(args.model_dir, args.model, args.force_model_name, args.cpu_only, args.force_gpu_idxs)
     interactive = args.interactive
     if interactive is None:
         interactive = interact.is_interactive() and interact.input_bool(

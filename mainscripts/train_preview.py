@@ -43,22 +43,44 @@ def handle_key(state: PreviewState, key: int) -> tuple[PreviewState, str | None]
     return state, None
 
 
+SRC_COLOUR, DST_COLOUR, AXIS_COLOUR, TEXT_COLOUR = (255, 160, 60), (0, 140, 255), (120, 120, 120), (230, 230, 230)
+
+
+def _text(img: np.ndarray, text: str, x: int, y: int, colour=TEXT_COLOUR) -> None:
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.36, colour, 1, cv2.LINE_AA)
+
+
 def loss_plot(history: list[list[float]], width: int, height: int = 120, last: int = 0) -> np.ndarray:
-    """src (blue) and dst (orange) loss over the last `last` iterations (0 = all), as a BGR image."""
+    """src (blue) and dst (orange) loss over the last `last` iterations (0 = all), as a BGR image:
+    a title with the legend and the latest values, the loss axis on the left, iterations below."""
     img = np.full((height, width, 3), 24, np.uint8)
     data = np.asarray(history[-last:] if last else history, np.float32).reshape(-1, 2)
     if len(data) < 2:
         return img
-    bins = min(width, len(data))
+    left, top, right, bottom = 46, 16, width - 6, height - 14         # the plot area
+    bins = min(right - left, len(data))
     edges = np.linspace(0, len(data), bins + 1).astype(int)
     cols = np.stack([data[a:b].mean(0) for a, b in zip(edges[:-1], edges[1:])])
-    top = float(np.percentile(cols, 99)) * 1.05 or 1.0
-    xs = np.linspace(0, width - 1, bins)
-    for ch, color in ((1, (0, 140, 255)), (0, (255, 160, 60))):
-        ys = height - 1 - np.clip(cols[:, ch] / top, 0, 1) * (height - 16)
-        cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32).reshape(-1, 1, 2)], False, color, 1, cv2.LINE_AA)
-    label = f"loss, {'all' if not last else f'last {last}'} iterations: src {data[-1, 0]:.4f} dst {data[-1, 1]:.4f}"
-    cv2.putText(img, label, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (230, 230, 230), 1, cv2.LINE_AA)
+    peak = float(np.percentile(cols, 99)) * 1.05 or 1.0
+    xs = np.linspace(left, right, bins)
+    for ch, colour in ((1, DST_COLOUR), (0, SRC_COLOUR)):
+        ys = bottom - np.clip(cols[:, ch] / peak, 0, 1) * (bottom - top)
+        cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32).reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
+    cv2.line(img, (left - 1, top), (left - 1, bottom), AXIS_COLOUR, 1)
+    cv2.line(img, (left - 1, bottom + 1), (right, bottom + 1), AXIS_COLOUR, 1)
+    _text(img, f"{peak:.3g}", 2, top + 8)
+    _text(img, "loss", 2, (top + bottom) // 2 + 4)
+    _text(img, "0", left - 10, bottom + 2)
+    first = len(history) - len(data) + 1
+    _text(img, f"{first}", left, height - 2)
+    _text(img, "iteration", (left + right) // 2 - 24, height - 2)
+    _text(img, f"{len(history)}", right - 8 * len(str(len(history))), height - 2)
+    _text(img, f"loss, {'all' if not last else f'last {last}'} iterations:", 4, 12)
+    x = 4 + 9 * (20 if last else 16)
+    for name, value, colour in (("src", data[-1, 0], SRC_COLOUR), ("dst", data[-1, 1], DST_COLOUR)):
+        cv2.line(img, (x, 8), (x + 14, 8), colour, 2)
+        _text(img, f"{name} {value:.4f}", x + 18, 12, colour)
+        x += 110
     return img
 
 

@@ -9,30 +9,53 @@ stops without saving, so the last good save stays.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from core import interact
+from core.bounded import WORKERS
 from core.errors import VisageError
+from core.nn.tf_backend import add_device_flags
 
 AUTOSAVE_MINUTES = 25
 PREVIEW_FILE_SECONDS = 60
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("train", parents=[parent], help="train a model (SAEHD, Quick96)")
+    from models import MODELS
+    p = sub.add_parser("train", parents=[parent], help="train a model (SAEHD, Quick96)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_options_epilog())
     p.add_argument("--training-data-src-dir", required=True, help="src aligned faces, e.g. workspace/data_src/aligned")
     p.add_argument("--training-data-dst-dir", required=True, help="dst aligned faces")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
-    p.add_argument("--model", required=True, choices=["SAEHD", "Quick96"])
+    p.add_argument("--model", required=True, choices=list(MODELS), help="which model to train")
     p.add_argument("--force-model-name", help="use (or create) this model without the picker")
     p.add_argument("--no-preview", action="store_true", help="no window: write preview and loss images instead")
-    p.add_argument("--cpu-only", action="store_true", help="train on the CPU even when a GPU is present")
+    add_device_flags(p, "train")
     p.add_argument("--silent-start", action="store_true", help="ask nothing: saved options, flags, then defaults")
-    p.add_argument("--opt", action="append", metavar="NAME=VALUE", help="set an option, e.g. --opt resolution=96")
+    p.add_argument("--opt", action="append", metavar="NAME=VALUE",
+                   help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
     p.add_argument("--config", help="JSON file of option: value")
-    p.add_argument("--workers", type=int, default=0, help="sample worker processes per side (0 = auto)")
+    p.add_argument("--workers", type=WORKERS, default=0, help="sample worker processes per side (0 = auto)")
     p.set_defaults(func=cli)
+
+
+def _options_epilog() -> str:
+    """Every model option for `train --help`, from the models' own schemas (models.MODELS)."""
+    from core.options import describe
+    from models import MODELS, model_class
+    from models.model_base import COMMON_OPTIONS
+    common = {o.name for o in COMMON_OPTIONS}
+    asking = [n for n in MODELS if model_class(n).ASKS_OPTIONS]
+    lines = [f"model options (--opt NAME=VALUE or --config FILE; {', '.join(asking)} asks for those not given on "
+             "a model's first run):",
+             f" every model ({', '.join(MODELS)}):", *describe(COMMON_OPTIONS)]
+    for name in MODELS:
+        own = [o for o in model_class(name).option_schema() if o.name not in common]
+        if own:
+            lines += [f" {name} only:", *describe(own)]
+    return "\n".join(lines)
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -42,14 +65,25 @@ def cli(args: argparse.Namespace) -> int:
         if not Path(d).is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    window = not args.no_preview and _window_possible()
     model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
                                     Path(args.training_data_dst_dir), args.force_model_name, given,
-                                    args.silent_start, args.cpu_only, args.workers)
+                                    args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs)
     try:
         interact.log_info(model.summary())
-        return train(model, window=not args.no_preview)
+        return train(model, window=window)
     finally:
         model.close()
+
+
+def _window_possible() -> bool:
+    """Checked before any question: without a display, train headless (--no-preview) with one line."""
+    from core.windows import display_available
+    if display_available():
+        return True
+    interact.log_info("No display found: training without the preview window (as --no-preview); the preview and "
+                      "loss images are written to the model folder")
+    return False
 
 
 class Preview:
@@ -98,6 +132,27 @@ class Preview:
         return action
 
 
+class StatusLine:
+    """The iteration line: rewritten in place (`\r`) at a terminal, one line each when the output goes
+    to a file or pipe, so a log never holds lines run together."""
+
+    def __init__(self):
+        self.tty, self.open = sys.stdout.isatty(), False
+
+    def show(self, line: str, keep: bool) -> None:
+        if not self.tty:
+            print(line, flush=True)
+            return
+        print("\r" + line, end="\n" if keep else "", flush=True)
+        self.open = not keep
+
+    def close(self) -> None:
+        """End a line left open at the terminal, before other output."""
+        if self.open:
+            print(flush=True)
+            self.open = False
+
+
 def status_line(it: int, ms: float, src: float, dst: float) -> str:
     return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]"
 
@@ -106,6 +161,7 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
     """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
+    console = StatusLine()
     history_every = 10 * max(1, model.net["resolution"] // 64)
     backup_seconds = model.options["autobackup_hour"] * 3600
     last_save = last_backup = last_file_preview = time.monotonic()
@@ -118,11 +174,10 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             t0 = time.perf_counter()
             src, dst = model.train_iteration()
             ms = (time.perf_counter() - t0) * 1000
-            line = status_line(model.iter, ms, src, dst)
             now = time.monotonic()
-            end = "\n" if now - last_print > 60 or model.iter == 1 else ""
-            print("\r" + line, end=end, flush=True)
-            last_print = now if end else last_print
+            keep = now - last_print > 60 or model.iter == 1
+            console.show(status_line(model.iter, ms, src, dst), keep)
+            last_print = now if keep else last_print
             if model.iter == 1 or now - last_save > autosave_minutes * 60:
                 model.save()
                 last_save = now
@@ -140,7 +195,7 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
                 break
             clock = clock or now
             if max_minutes and now - clock > max_minutes * 60:
-                print()
+                console.close()
                 interact.log_info(f"Time limit of {max_minutes:g} minutes reached.")
                 break
             if action == "save":
@@ -151,14 +206,14 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             elif action == "refresh":
                 preview.refresh()
         else:
-            print()
+            console.close()
             interact.log_info(f"Target iteration {model.options['target_iter']} reached.")
     except NonFiniteLoss as e:
-        print()
+        console.close()
         interact.log_err(f"{e}; training stopped without saving, the last good save is kept")
         return 1
     except KeyboardInterrupt:
-        print()
+        console.close()
     total = time.monotonic() - started
     share = (model.batches.wait_seconds - waited0) / total if total > 0 else 0.0
     interact.log_info(f"Saving at iteration {model.iter} (waited for samples {100 * share:.1f} % of the time)")

@@ -28,7 +28,8 @@ OPERATIONS = {
     "recover_original_aligned_filename": "Rename faces to <source frame>_<n>.jpg",
     "add_landmarks_debug_images": "Write <name>_debug.jpg with the landmarks drawn, beside each face",
     "export_faceset_mask": "Write <name>_mask.jpg: the XSeg mask, else the polygons, else the landmark hull",
-    "view_aligned": "Write DIR_contact_sheet.jpg, a grid of the faces, beside the folder",
+    "view_aligned": "Write a contact sheet (a grid of the faces) beside the folder, never into a frame folder: "
+                    "workspace/data_src/aligned -> workspace/data_src_aligned_contact_sheet.jpg",
     "import_dfl_faceset": "Convert DeepFaceLab aligned faces (pickled metadata) to Visage metadata",
 }
 
@@ -315,12 +316,13 @@ def export_masks(folder: Path) -> dict[str, int]:
 
 
 def view_aligned(folder: Path, cell: int = 128) -> Path:
-    """Write `DIR_contact_sheet.jpg` beside the folder: all faces, or an even spread of SHEET_MAX."""
+    """Write the contact sheet (`contact_sheet_path`): all faces, or an even spread of SHEET_MAX."""
     import cv2
     import numpy as np
     from core.faceset_pak import PAK_NAME, PakReader
     from core.facelib.draw import contact_sheet
     from core.fileio import write_image
+    from core.frame_sequence import contact_sheet_path
     pak = folder / PAK_NAME
     if pak.is_file():
         reader = PakReader(pak)
@@ -340,7 +342,7 @@ def view_aligned(folder: Path, cell: int = 128) -> Path:
     finally:
         if reader is not None:
             reader.close()
-    out = folder.parent / f"{folder.name}_contact_sheet.jpg"
+    out = contact_sheet_path(folder)
     write_image(out, contact_sheet(images, cell=cell, labels=labels), jpeg_quality=90)
     interact.log_info(f"Contact sheet of {len(images)} faces: {out}")
     return out

@@ -320,7 +320,9 @@ def pick_model(model_dir: Path, model_class: str, force_name: str | None) -> str
         return names[0] if names else "new"
     while True:
         if not names:
-            answer = interact.input_str("No saved models found. Enter a name of a new model", "new")
+            answer = interact.input_str("No saved models found. Enter a name of a new model", "new",
+                                        help_text="A plain name (no folders) for the new model; its files are "
+                                                  "called <name>_<Model>_... in the model folder.")
         else:
             answer = _picker_answer(names)
             if answer in ("r", "d"):
@@ -335,12 +337,16 @@ def pick_model(model_dir: Path, model_class: str, force_name: str | None) -> str
             interact.log_err(str(e))
 
 
+PICKER_HELP = ("Enter the number of a saved model (Enter = 0, the latest) to continue training it, a new name to "
+               "create a model, r to rename or d to delete a saved model.")
+
+
 def _picker_answer(names: list[str]) -> str:
     interact.log_info("Choose one of saved models, or enter a name to create a new model.")
     interact.log_info("[r] : rename\n[d] : delete")
     for i, n in enumerate(names):
         interact.log_info(f"[{i}] : {n}" + ("  - latest" if i == 0 else ""))
-    return interact.input_str("", "0")
+    return interact.input_str("", "0", help_text=PICKER_HELP)
 
 
 def _rename_or_delete(model_dir: Path, model_class: str, names: list[str], answer: str) -> None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import VisageError
+from core.facelib.face_type import SHORT_NAMES, TRAINABLE, face_type_from_str, face_type_name, spellings, spellings_help
 from core.options import Option
 from models.model_base import COMMON_OPTIONS, ModelBase
-
-FACE_TYPES = ("h", "mf", "f", "wf", "head")
 
 SAEHD_OPTIONS = (
     Option("random_src_flip", bool, False, "Random horizontal flips of src faces: more angles covered, "
@@ -22,7 +21,8 @@ SAEHD_OPTIONS = (
     Option("resolution", int, 128, "Face resolution: 64-640, rounded to a multiple of 16 (32 for -d archis). "
            "Higher is sharper and slower.", prompt="Resolution", lo=64, hi=640, locked=True),
     Option("face_type", str, "f", "Half / mid-half / full / whole / head face. Whole face covers the forehead; "
-           "head the whole head.", prompt="Face type", choices=FACE_TYPES, locked=True),
+           f"head the whole head. One of {spellings_help(TRAINABLE)}.", prompt="Face type", choices=SHORT_NAMES,
+           aliases=spellings(short=True, types=TRAINABLE), locked=True),
     Option("archi", str, "liae-ud", "df or liae, plus options: u (better likeness), d (double resolution at the "
            "same cost), t (more src-like), c (cos activation). E.g. df-ud, liae-udt.",
            prompt="AE architecture", locked=True),
@@ -58,9 +58,6 @@ SAEHD_OPTIONS = (
            "small speed cost.", prompt="Enable gradient clipping"),
 )
 
-LONG_FACE_TYPE = {"h": "half_face", "mf": "midfull_face", "f": "full_face", "wf": "whole_face", "head": "head"}
-
-
 class SAEHDModel(ModelBase):
     CLASS_NAME = "SAEHD"
     LEARNING_RATE = 5e-5
@@ -94,7 +91,7 @@ class SAEHDModel(ModelBase):
         o["resolution"] = res
         for k in ("e_dims", "d_dims", "d_mask_dims"):
             o[k] += o[k] % 2
-        return dict(archi=o["archi"], kind=kind, resolution=res, face_type=LONG_FACE_TYPE[o["face_type"]],
+        return dict(archi=o["archi"], kind=kind, resolution=res, face_type=face_type_name(face_type_from_str(o["face_type"])),
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
                     lr=cls.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
                     lr_cos=500 if o["lr_dropout"] != "n" else 0,
@@ -134,7 +131,6 @@ class SAEHDModel(ModelBase):
 
     # --- samples ---------------------------------------------------------------------------
     def sample_config(self, side: str):
-        from core.facelib.face_type import face_type_from_str
         from samplelib.sample_processor import SampleConfig
         o, s = self.options, self.net
         return SampleConfig(resolution=s["resolution"], face_type=face_type_from_str(s["face_type"]),

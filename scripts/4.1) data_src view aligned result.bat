@@ -1,4 +1,5 @@
 @echo off
+rem Step 4.1: writes workspace/data_src_aligned_contact_sheet.jpg, a grid of the aligned faces (beside data_src/, never inside it, so it never becomes a frame).
 call "%~dp0_env.bat" || exit /b 1
 "%PY%" "%MAIN%" util --input-dir "%WORKSPACE%\data_src\aligned" --view-aligned %*
 pause

@@ -1,12 +1,50 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the pinned requirements; does nothing when they are already in.
+# Creates .venv with a Python >= 3.11 and installs the pinned requirements; does nothing when they are already in.
+# The interpreter: $PYTHON if set, else the first of python3.13, python3.12, python3.11, python3 that is new
+# enough and has the venv module. `setup.sh --find-python` prints the one it would use and exits.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE=.
+[[ "${BASH_SOURCE[0]}" == */* ]] && HERE="${BASH_SOURCE[0]%/*}"
+ROOT="$(cd "$HERE/.." && pwd)"
+NEED="3.11"
+
+# Prints the interpreter's path, or one line saying what to install (stderr) and returns 1.
+find_python() {
+  local candidates=(python3.13 python3.12 python3.11 python3) old="" novenv="" c path ver
+  [ -n "${PYTHON:-}" ] && candidates=("$PYTHON")
+  for c in "${candidates[@]}"; do
+    path="$(command -v "$c" 2>/dev/null)" || continue
+    ver="$("$path" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || continue
+    if [ "${ver%%.*}" != 3 ] || [ "${ver#*.}" -lt "${NEED#*.}" ]; then
+      old="${old:-$ver at $path}"
+    elif ! "$path" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      novenv="${novenv:-$ver $path}"
+    else
+      echo "$path"
+      return 0
+    fi
+  done
+  if [ -n "$novenv" ]; then
+    ver="${novenv%% *}"
+    echo "Python $ver at ${novenv#* } has no venv module; install python$ver-venv (Debian/Ubuntu: apt install" \
+         "python$ver-venv), or set PYTHON=/path/to/python$NEED" >&2
+  else
+    echo "Visage needs Python $NEED or newer; found ${old:-no python3 on PATH}. Install python$NEED and" \
+         "python$NEED-venv (Debian/Ubuntu: apt install python$NEED python$NEED-venv), or set" \
+         "PYTHON=/path/to/python$NEED" >&2
+  fi
+  return 1
+}
+
+if [ "${1:-}" = "--find-python" ]; then
+  find_python
+  exit
+fi
 REQ="$ROOT/${1:-requirements.txt}"
-PYTHON="${PYTHON:-python3}"
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
-  echo "Creating virtual environment in .venv ..."
-  "$PYTHON" -m venv "$ROOT/.venv"
+  PY="$(find_python)"
+  echo "Creating virtual environment in .venv with $PY ..."
+  "$PY" -m venv "$ROOT/.venv"
 fi
 STAMP="$ROOT/.venv/.installed-$(basename "$REQ")"
 HASH="$(cat "$ROOT"/requirements*.txt | sha256sum | cut -d' ' -f1)"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -143,20 +144,40 @@ def test_settings_from_config_file_and_prompt_defaults(dst, model_dir, tmp_path)
     ("option", "unknown option"),
     ("range", "out of range"),
 ])
-def test_bad_input_gives_one_clear_line(bad, message, dst, model_dir, wolfgang_extraction, tmp_path, capsys):
+def test_bad_input_gives_one_clear_line(bad, message, dst, model_dir, tmp_path, capsys):
     frames_dir, aligned = dst
     if bad == "model":
         model_dir = tmp_path / "empty_model"
         model_dir.mkdir()
     elif bad == "aligned":
         aligned = tmp_path / "nothing_here"
-    elif bad == "mismatch":
-        aligned = wolfgang_extraction.output_dir           # the woman's faces, not these frames
+    elif bad == "mismatch":                                # re-extracted frames: not one name matches a face
+        renamed = tmp_path / "renumbered"
+        renamed.mkdir()
+        for p in frames_dir.glob("*.png"):
+            os.link(p, renamed / f"{int(p.stem) + 1000:05d}.png")
+        frames_dir = renamed
     opts = {"option": ["no_such_option=1"], "range": ["erode_mask_modifier=999"]}.get(bad, [])
     assert merge(frames_dir, aligned, model_dir, tmp_path / "merged", *opts) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not list((tmp_path / "merged").glob("*.png")) if (tmp_path / "merged").exists() else True
+
+
+def test_part_of_the_clip_merges_with_the_whole_aligned_folder(dst, model_dir, tmp_path, capsys):
+    frames_dir, aligned = dst
+    part = tmp_path / "first_frames"
+    part.mkdir()
+    names = sorted(p.name for p in frames_dir.glob("*.png"))[:4]
+    for n in names:
+        os.link(frames_dir / n, part / n)
+    out = tmp_path / "merged"
+    assert merge(part, aligned, model_dir, out, "mode=overlay") == 0
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    ignored = len(list(aligned.glob("*.jpg"))) - len(names)
+    assert f"Ignoring {ignored} face(s) in {aligned}" in capsys.readouterr().out
+    for n in names:                                        # the faces of the given frames were swapped
+        assert np.any(load(out / n) != load(part / n))
 
 
 def test_interrupted_batch_merge_resumes_without_redoing_frames(frames, dst_faceset, model_dir, tmp_path):

@@ -40,6 +40,19 @@ def test_loss_plot_draws_both_curves_in_their_colours():
     assert loss_plot([], 300).std() == 0          # nothing to draw yet
 
 
+def test_loss_plot_has_axes_and_a_legend():
+    from mainscripts.train_preview import AXIS_COLOUR
+    history = [[0.5 - i / 2000, 0.7 - i / 2000] for i in range(500)]
+    img = loss_plot(history, 400, 150)
+    legend = img[:16]                             # the title row carries a src (blue) and a dst (orange) sample
+    assert ((legend[..., 0] > 200) & (legend[..., 2] < 120)).sum() > 20
+    assert ((legend[..., 2] > 200) & (legend[..., 0] < 80)).sum() > 20
+    axis_x = np.nonzero((img[60:100] == AXIS_COLOUR).all(-1).all(0))[0]     # a vertical grey line: the loss axis
+    axis_y = np.nonzero((img[:, 60:300] == AXIS_COLOUR).all(-1).all(1))[0]  # a horizontal one: iterations
+    assert len(axis_x) == 1 and 30 < axis_x[0] < 60 and len(axis_y) == 1 and axis_y[0] > 120
+    assert (img[:, :axis_x[0]] > 150).any() and (img[axis_y[0] + 1:] > 150).any()   # labels beside the axes
+
+
 def test_preview_grid_has_five_columns_and_masked_kind_blanks_outside_mask():
     n, r = 3, 16
     rng = np.random.default_rng(0)

@@ -152,7 +152,7 @@ def test_export_masks_from_xseg_polygons_and_hull(faces, capsys):
 
 def test_view_aligned_writes_a_contact_sheet(faces, capsys):
     assert util(faces, "--view-aligned") == 0
-    sheet_path = faces.parent / "aligned_contact_sheet.jpg"
+    sheet_path = faces.parent.parent / f"{faces.parent.name}_aligned_contact_sheet.jpg"   # not in a frame folder
     assert str(sheet_path) in capsys.readouterr().out
     sheet = read_image(sheet_path)
     assert sheet.shape == (3 * 128, 4 * 128, 3) and sheet.std() > 20    # 12 faces: 4 columns x 3 rows

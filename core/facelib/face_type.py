@@ -41,6 +41,22 @@ SPECS: dict[FaceType, FaceTypeSpec] = {
     FaceType.MARK_ONLY: FaceTypeSpec("mark_only", "mark_only", 0.0, False),
 }
 NAMES = tuple(s.name for s in SPECS.values())
+# The face types a model trains on and a faceset is resized to: DeepFaceLab's h/mf/f/wf/head prompt.
+TRAINABLE = (FaceType.HALF, FaceType.MID_FULL, FaceType.FULL, FaceType.WHOLE_FACE, FaceType.HEAD)
+SHORT_NAMES = tuple(SPECS[t].short for t in TRAINABLE)
+
+
+def spellings(short: bool, types: tuple[FaceType, ...] = tuple(SPECS)) -> tuple[tuple[str, str], ...]:
+    """(other spelling, chosen spelling) of each of `types`: a command whose choices are the
+    short names (`short`) also takes the long ones, and the other way round."""
+    pairs = ((SPECS[t].name, SPECS[t].short) for t in types)
+    return tuple((b, a) if not short else (a, b) for a, b in pairs if a != b)
+
+
+def spellings_help(types: tuple[FaceType, ...] = tuple(SPECS)) -> str:
+    """'h (half_face), mf (midfull_face), ...': both spellings, for help texts."""
+    return ", ".join(SPECS[t].short if SPECS[t].short == SPECS[t].name else f"{SPECS[t].short} ({SPECS[t].name})"
+                     for t in types)
 
 
 def face_type_from_str(text: str) -> FaceType:
@@ -49,7 +65,7 @@ def face_type_from_str(text: str) -> FaceType:
     for ft, spec in SPECS.items():
         if key in (spec.name, spec.short):
             return ft
-    raise VisageError(f"unknown face type '{text}'; choose one of {', '.join(NAMES)}")
+    raise VisageError(f"unknown face type '{text}'; choose one of {spellings_help()}")
 
 
 def face_type_name(ft: FaceType) -> str:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core import interact
 from core.errors import VisageError
 from core.facelib.face_meta import FaceMeta, extract
 from core.faceset_pak import is_aux_image, read_faceset
-from core.fileio import list_images
+from core.frame_sequence import list_frames
 
 Motion = tuple[float, float]
 
@@ -35,12 +36,14 @@ class FrameInfo:
 def load_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[FrameInfo]:
     """Frames of `input_dir` in order, each with its faces from `aligned_dir` and their motion.
 
-    Raises one clear VisageError for: a missing folder, no frames, a face naming a frame that
-    is not in `input_dir` (faces from another clip or re-extracted frames), or a face file
+    Like DeepFaceLab, the frames given are merged and faces of other frames are left out (one
+    info line says how many), so part of a clip merges with the whole clip's aligned folder.
+    Raises one clear VisageError for: a missing folder, no frames, faces of which not one names
+    a frame of `input_dir` (faces of another clip, or re-extracted frames), or a face file
     without Visage metadata.
     """
     input_dir, aligned_dir = Path(input_dir), Path(aligned_dir)
-    frames = [FrameInfo(p) for p in list_images(input_dir)]
+    frames = [FrameInfo(p) for p in list_frames(input_dir, sequence=True)]
     if not frames:
         raise VisageError(f"no frames in {input_dir}; extract them from the dst video first (step 3)")
     if not aligned_dir.is_dir():
@@ -59,9 +62,12 @@ def load_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[FrameInf
             missing.append(face_path.name)
             continue
         frame.faces.append(meta)          # natural file order: 00012_0 before 00012_1
+    if missing and not any(f.faces for f in frames):
+        raise VisageError(f"none of the {len(missing)} face(s) in {aligned_dir} (e.g. {missing[0]}) comes from a "
+                          f"frame in {input_dir}; the frames and the aligned faces do not match, re-extract one of them")
     if missing:
-        raise VisageError(f"{len(missing)} face(s) in {aligned_dir} (e.g. {missing[0]}) come from frames that are "
-                          f"not in {input_dir}; the frames and the aligned faces do not match, re-extract one of them")
+        interact.log_info(f"Ignoring {len(missing)} face(s) in {aligned_dir} (e.g. {missing[0]}) whose frames are "
+                          f"not in {input_dir}")
     _add_motion(frames)
     return frames
 

@@ -59,6 +59,13 @@ def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: b
     return f"GPU {chosen[0]}: {names[chosen[0]]}"
 
 
+def add_device_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    """DeepFaceLab's --cpu-only and --force-gpu-idxs, for every command that runs a model."""
+    p.add_argument("--cpu-only", action="store_true", help=f"{verb} on the CPU even when a GPU is present")
+    p.add_argument("--force-gpu-idxs", type=parse_gpu_idxs, metavar="0,1",
+                   help=f"{verb} on these GPUs without asking (default: asked when there are several, else all)")
+
+
 def parse_gpu_idxs(text: str) -> list[int]:
     """'0,1' -> [0, 1]; the argparse type of --force-gpu-idxs and the prompt's parser."""
     try:

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parent = OneLineParser(add_help=False)
     parent.add_argument("--non-interactive", action="store_true",
                         help="never prompt: take flags, then defaults (automatic when stdin is not a terminal)")
+    parent.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's native start-up messages (CUDA, XLA), hidden by default")
     for name in COMMAND_MODULES:
         importlib.import_module(f"mainscripts.{name}").register(sub, parent)
     return parser
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "non_interactive", False) or os.environ.get("VISAGE_NON_INTERACTIVE") == "1":
         interact.set_non_interactive(True)
+    if not getattr(args, "verbose", False):
+        from core.quiet import silence_native_logs
+        silence_native_logs()
     try:
         return int(args.func(args) or 0)
     except VisageError as e:

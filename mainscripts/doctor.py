@@ -85,7 +85,8 @@ def face_models() -> Iterator[Check]:
 
 
 def _gpus(tf) -> Iterator[Check]:
-    gpus = tf.config.list_physical_devices("GPU")
+    from core.nn.tf_backend import physical_gpus
+    gpus = physical_gpus()
     if not gpus:
         yield "ok", "GPU", "none found: training runs on the CPU"
     for i, gpu in enumerate(gpus):

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--force-model-name", help="use this model without the picker")
     add_device_flags(p, "run the model")
     p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")
+    p.add_argument("--batch", dest="interactive", action="store_false",
+                   help="batch merge, no window (the same as --no-interactive; --non-interactive only stops prompts)")
     p.add_argument("--workers", type=WORKERS, help="batch merge worker processes (asked; default: CPU cores)")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="merger option, e.g. --opt mode=overlay --opt mask_mode=dst --opt erode_mask_modifier=10")

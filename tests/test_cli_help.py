@@ -65,3 +65,11 @@ def test_question_mark_at_the_model_picker_shows_help(empty, tmp_path, monkeypat
     out = capsys.readouterr()
     assert ("a new name to create a model" if not empty else "A plain name") in out.out
     assert "error" not in out.err
+
+
+def test_merge_batch_is_the_no_window_spelling():
+    parser = main.build_parser()
+    base = ["merge", "--input-dir", "a", "--output-dir", "b", "--model-dir", "c", "--model", "SAEHD"]
+    assert parser.parse_args(base + ["--batch"]).interactive is False
+    assert parser.parse_args(base + ["--no-interactive"]).interactive is False
+    assert parser.parse_args(base).interactive is None

@@ -26,3 +26,14 @@ def test_doctor_exits_1_naming_what_is_missing(tmp_path, monkeypatch, capsys):
     assert "visage-no-such-package" in err and "not installed (pinned 1.0)" in err
     assert "Visage needs 99.0 or newer" in err
     assert "2 thing(s) missing" in err
+
+
+def test_tensorflow_start_up_chatter_is_hidden_unless_verbose():
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    native = re.compile(r"^(?:[IWEF]\d{4} |WARNING: All log messages before absl)", re.M)
+    quiet = subprocess.run([sys.executable, str(repo / "main.py"), "doctor"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and "backend" in quiet.stdout
+    assert not native.search(quiet.stderr), quiet.stderr

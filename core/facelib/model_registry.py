@@ -77,18 +77,10 @@ def load_interpreter(key: str, threads: int = 1):
     LiteRT prints an INFO line on stderr when it creates its CPU delegate, whatever the log
     level; file descriptor 2 is muted just for the construction so progress bars stay clean.
     """
-    import os
-    import sys
     from ai_edge_litert.interpreter import Interpreter
+    from core.quiet import quiet_stderr
     path = str(model_path(key))
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            interp = Interpreter(model_path=path, num_threads=threads)
-            interp.allocate_tensors()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with quiet_stderr(always=True):
+        interp = Interpreter(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
     return interp

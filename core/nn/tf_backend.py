@@ -34,7 +34,7 @@ def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: b
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         return "CPU"
     import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = physical_gpus()
     if not gpus:
         if gpu_idxs:
             interact.log_warn(f"GPU {','.join(map(str, gpu_idxs))} asked for, but no GPU is visible to TensorFlow "
@@ -77,6 +77,14 @@ def parse_gpu_idxs(text: str) -> list[int]:
     return idxs
 
 
+def physical_gpus() -> list:
+    """TensorFlow's GPUs; its first look loads CUDA, which logs natively (silenced: core/quiet)."""
+    import tensorflow as tf
+    from core.quiet import quiet_stderr
+    with quiet_stderr():
+        return tf.config.list_physical_devices("GPU")
+
+
 def has_gpu() -> bool:
     return bool(gpu_compute_capabilities())
 
@@ -85,7 +93,7 @@ def gpu_compute_capabilities() -> list[tuple[int, int]]:
     """(major, minor) of each visible GPU; (0, 0) where the driver does not say."""
     import tensorflow as tf
     caps = []
-    for gpu in tf.config.list_physical_devices("GPU"):
+    for gpu in physical_gpus():
         cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         caps.append(tuple(cc) if cc else (0, 0))
     return caps
@@ -151,7 +159,23 @@ def make_train_step(loss_fn: Callable, optimizer, variables: Sequence, fuse_upda
             scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
         apply(tape.gradient(scaled, variables))
         return (total, *aux)
-    return step
+    return _quiet_first_call(step)
+
+
+def _quiet_first_call(fn: Callable) -> Callable:
+    """`fn` whose first call (the one that traces and compiles, where XLA logs natively) is silenced."""
+    from core.quiet import quiet_stderr
+    first = True
+
+    def call(*args):
+        nonlocal first
+        if not first:
+            return fn(*args)
+        with quiet_stderr():
+            out = fn(*args)
+        first = False
+        return out
+    return call
 
 
 def make_predict(fn: Callable) -> Callable:

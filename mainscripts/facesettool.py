@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS, Bounded
+from core.bounded import WORKERS
 from core.errors import VisageError
 from core.facelib.face_type import SHORT_NAMES, TRAINABLE, spellings, spellings_help
 from core.options import Option, resolve
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                          help="re-crop a faceset at a new size / face type into DIR_resized",
                          description="Re-crop every face at a new size and/or face type into <input-dir>_resized.")
     t.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
-    t.add_argument("--image-size", type=Bounded(int, 128, 2048), help="new face size 128..2048 (asked; default 512)")
+    t.add_argument("--image-size", type=int, help="new face size 128..2048 (asked; default 512)")
     t.add_argument("--face-type", metavar="TYPE", help=f"{OPTIONS[1].help} (asked; default same)")
     t.add_argument("--merge-back", action=BOOL, default=None,
                    help="copy the resized faces over the originals and remove DIR_resized (asked; default no)")

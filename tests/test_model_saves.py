@@ -51,26 +51,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
-def test_kill_at_random_moments_always_leaves_one_iteration(src_faceset, dst_faceset, tmp_path):
-    """SIGKILL 30 times, spread over start-up, training steps and saves (a save every iteration)."""
-    model_dir = tmp_path / "model"
+def kill_stream(model_dir: Path, src: Path, dst: Path, kills: int, seed: int) -> tuple[dict, int]:
+    """Start a trainer (a save every iteration) and SIGKILL it, `kills` times: a third of the kills
+    at a random moment of start-up, the rest within a second after a new save. After each kill the
+    model loads with every part from one iteration, and the iteration never goes back."""
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
         from models.saehd import SAEHDModel
         from mainscripts.trainer import train
-        m = SAEHDModel(Path({str(model_dir)!r}), Path({str(src_faceset)!r}), Path({str(dst_faceset)!r}), 't',
+        m = SAEHDModel(Path({str(model_dir)!r}), Path({str(src)!r}), Path({str(dst)!r}), 't',
                        {tiny_given(target_iter=10**6)!r}, silent_start=True, workers=1)
         train(m, window=False, autosave_minutes=0)
     """)
-    rng = random.Random(12)
+    rng = random.Random(seed)
     startup, last_iter, phases = 8.0, 0, {"start-up": 0, "training": 0}
-    for i in range(KILLS):
+    for i in range(kills):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t0 = time.monotonic()
-        in_training = i % 3 != 1 or i == 0         # a third of the kills land in start-up
+        in_training = i % 3 != 1 or i == 0
         if in_training:                              # wait for a save past the last one, then kill within ~1 s
             deadline = t0 + 120
             while time.monotonic() < deadline and proc.poll() is None:
@@ -100,10 +99,24 @@ def test_kill_at_random_moments_always_leaves_one_iteration(src_faceset, dst_fac
         generation = loaded_generation(model_dir)
         assert generation.data["iter"] >= last_iter      # only the save in progress is ever lost
         last_iter = generation.data["iter"]
-    print(f"\n{KILLS} kills ({phases}); the model reached iteration {last_iter}")
-    assert last_iter >= 10
-    assert train_cli(src_faceset, dst_faceset, model_dir, opts=[f"target_iter={last_iter + 2}"]) == 0
-    assert loaded_generation(model_dir).data["iter"] == last_iter + 2
+    return phases, last_iter
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+def test_kill_at_random_moments_always_leaves_one_iteration(src_faceset, dst_faceset, tmp_path):
+    """SIGKILL 30 times, spread over start-up, training steps and saves: two models side by side,
+    15 kills each (the two streams share the cores, so start-ups overlap with steps and saves)."""
+    from concurrent.futures import ThreadPoolExecutor
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda d: kill_stream(d[1], src_faceset, dst_faceset, KILLS // 2, 12 + d[0]),
+                                enumerate(dirs)))
+    print(f"\n{KILLS} kills; per model (phases, iteration reached): {results}")
+    for model_dir, (_, last_iter) in zip(dirs, results):
+        assert last_iter >= 10                        # each kill after a save saw a new one
+        assert train_cli(src_faceset, dst_faceset, model_dir, opts=[f"target_iter={last_iter + 2}"]) == 0
+        assert loaded_generation(model_dir).data["iter"] == last_iter + 2
 
 
 def test_disk_full_at_each_write_of_a_save(tiny_model, src_faceset, dst_faceset, tmp_path, monkeypatch):

@@ -235,12 +235,17 @@ def test_restore_metadata_from_a_hostile_meta_json(kind, words, faces, capsys):
     assert tree_bytes(faces) == before
 
 
-def test_unpack_a_pak_with_a_deep_index(faces, capsys):
+def packed_only(faces: Path) -> tuple[Path, bytes, bytes]:
+    """`faces` packed into faceset.pak, the loose faces removed: (pak, index JSON, data)."""
     pack(faces)
     for p in faces.glob("*.jpg"):
         p.unlink()
     pak = faces / PAK_NAME
-    _, data = split_pak(pak.read_bytes())
+    return (pak, *split_pak(pak.read_bytes()))
+
+
+def test_unpack_a_pak_with_a_deep_index(faces, capsys):
+    pak, _, data = packed_only(faces)
     pak.write_bytes(make_pak(('{"files": ' + deep_json(200_000) + "}").encode(), data))
     before = tree_bytes(faces)
     assert run("util", "--input-dir", faces, "--unpack-faceset", "--delete-originals") == 2
@@ -262,11 +267,7 @@ def test_read_json_refuses_binary_deep_and_huge(content, words, tmp_path):
 # ---------------------------------------------------------------- 9: a pak that repeats its bytes
 
 def test_pak_entries_sharing_bytes_are_refused(faces, capsys):
-    pack(faces)
-    for p in faces.glob("*.jpg"):
-        p.unlink()
-    pak = faces / PAK_NAME
-    index, data = split_pak(pak.read_bytes())
+    pak, index, data = packed_only(faces)
     first = json.loads(index)["files"][0]
     files = [{**first, "name": f"copy_{i:04d}.jpg"} for i in range(2000)]
     assert first["crc32"] == zlib.crc32(data[first["offset"]:first["offset"] + first["length"]])

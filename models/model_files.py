@@ -170,9 +170,8 @@ class ModelFiles:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except Exception as e:            # zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error...
-            raise VisageError(f"{path} is damaged ({type(e).__name__}: {e}); restore the model from "
-                              f"{path.name.rsplit('_', 1)[0]}_autobackups or delete the file to re-initialise "
-                              f"that part") from None
+            raise VisageError(f"{path} is damaged ({type(e).__name__}: {e}); restore the model from its "
+                              f"autobackups folder or delete the file to re-initialise that part") from None
 
     def load_parts(self, parts: dict) -> list[str]:
         """Set each network part's weights from the loaded save; returns the parts that have no file."""

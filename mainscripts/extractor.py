@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS, Bounded
+from core.bounded import FACE_SIZE, WORKERS, Bounded
 from core.errors import VisageError
 from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name, spellings, spellings_help
 from core.facelib.identity import SAME_PERSON
@@ -42,7 +42,7 @@ OPTIONS = (
            "Use 1 for a single-person clip to ignore background faces.",
            prompt="Max number of faces from image", lo=0),
     Option("image_size", int, 512, "Side of the aligned face images in pixels. Bigger keeps more detail "
-           "for high-resolution models but takes more disk.", prompt="Image size", lo=64, hi=2048),
+           "for high-resolution models but takes more disk.", prompt="Image size", lo=FACE_SIZE.lo, hi=FACE_SIZE.hi),
     Option("jpeg_quality", int, 90, "JPEG quality of the aligned faces (1-100).", prompt="Jpeg quality",
            lo=1, hi=100),
     Option("output_debug", bool, False, "Also write each frame with landmarks, detector box and crop "

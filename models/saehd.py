@@ -97,12 +97,28 @@ class SAEHDModel(ModelBase):
                     lr_cos=500 if o["lr_dropout"] != "n" else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 
+    @classmethod
+    def build_parts(cls, options: dict) -> dict:
+        from core.nn.archis import build_parts
+        s = cls.settings_from_options(options)
+        return build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
+
+    @classmethod
+    def face_crop(cls, options: dict) -> tuple[int, str]:
+        s = cls.settings_from_options(dict(options))
+        return s["resolution"], s["face_type"]
+
+    @classmethod
+    def build_inference(cls, options: dict, parts: dict):
+        s = cls.settings_from_options(dict(options))
+        return swap_graph(s["kind"], parts, s["resolution"])
+
     def build(self) -> None:
         from core.nn import optimizers
-        from core.nn.archis import build_parts, trainable_parts
+        from core.nn.archis import trainable_parts
         from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
         s = self.net = self.network_settings()
-        self.parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
+        self.parts = self.build_parts(self.options)
         names = trainable_parts(s["kind"], self.options["random_warp"])
         variables = [v for n in names for v in self.parts[n].trainable_variables]
         opt_cls = optimizers.RMSprop if s["rmsprop"] else optimizers.AdaBelief
@@ -141,7 +157,7 @@ class SAEHDModel(ModelBase):
 
     def make_batches(self):
         from samplelib.generator import TrainingBatches
-        return TrainingBatches(self.src_dir, self.dst_dir, self.sample_config("src"), self.sample_config("dst"),
+        return TrainingBatches(self.face_dirs["src"], self.face_dirs["dst"], self.sample_config("src"), self.sample_config("dst"),
                                self.options.get("batch_size", 4), workers=self.workers,
                                uniform_yaw=self.options.get("uniform_yaw", False))
 
@@ -183,3 +199,21 @@ class SAEHDModel(ModelBase):
 def batch_tuple(batch) -> tuple:
     s, d = batch.src, batch.dst
     return (s.warped, s.target, s.mask, s.em_mask, d.warped, d.target, d.mask, d.em_mask)
+
+
+def swap_graph(kind: str, parts: dict, resolution: int):
+    """DeepFaceLab's swap as an inference model: DF decodes the dst code with decoder_src; LIAE
+    decodes concat(AB, AB) for the face and concat(B, AB), the dst reconstruction, for the dst mask."""
+    import keras
+    from models.model_base import INFERENCE_INPUT, inference_model
+    face = keras.Input((resolution, resolution, 3), name=INFERENCE_INPUT)
+    code = parts["encoder"](face)
+    if kind == "df":
+        z = parts["inter"](code)
+        celeb, celeb_mask = parts["decoder_src"](z)
+        _, dst_mask = parts["decoder_dst"](z)
+    else:
+        ab, b = parts["inter_AB"](code), parts["inter_B"](code)
+        celeb, celeb_mask = parts["decoder"](keras.layers.Concatenate(name="src_dst_code")([ab, ab]))
+        _, dst_mask = parts["decoder"](keras.layers.Concatenate(name="dst_code")([b, ab]))
+    return inference_model(face, dst_mask, celeb, celeb_mask)

@@ -135,10 +135,11 @@ class ModelBase:
         raise NotImplementedError
 
     @classmethod
-    def export(cls, options: dict[str, Any], parts: dict, path: Path, quantize: bool = False) -> None:
+    def export(cls, options: dict[str, Any], parts: dict, path: Path, quantize: bool = False,
+               fmt: str = "dfm") -> None:
         """Write the inference graph as one ONNX file (a DeepFaceLab .dfm is exactly that), atomically."""
         from models.onnx_export import export_onnx
-        export_onnx(cls.build_inference(options, parts), Path(path), quantize, graph_name=cls.CLASS_NAME)
+        export_onnx(cls.build_inference(options, parts), Path(path), quantize, graph_name=cls.CLASS_NAME, fmt=fmt)
 
     def build(self) -> None:
         raise NotImplementedError

@@ -157,8 +157,8 @@ class SAEHDModel(ModelBase):
 
     def make_batches(self):
         from samplelib.generator import TrainingBatches
-        return TrainingBatches(self.face_dirs["src"], self.face_dirs["dst"], self.sample_config("src"), self.sample_config("dst"),
-                               self.options.get("batch_size", 4), workers=self.workers,
+        return TrainingBatches(self.face_dirs["src"], self.face_dirs["dst"], self.sample_config("src"),
+                               self.sample_config("dst"), self.options.get("batch_size", 4), workers=self.workers,
                                uniform_yaw=self.options.get("uniform_yaw", False))
 
     # --- losses ----------------------------------------------------------------------------

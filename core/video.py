@@ -4,7 +4,7 @@
 `run_ffmpeg` runs one with a progress bar fed by `-progress pipe:1` and turns any failure into one
 VisageError line. Outputs are written under a `.tmp_` name beside the target and renamed when
 complete, so a failure or Ctrl-C never leaves a half-written video or frame. Every number a caller
-passes is checked against its `Bounded` declaration below before anything is deleted or started,
+passes is checked against its `Option` declaration below before anything is deleted or started,
 and a video that yields far fewer frames than it promises is reported (`IncompleteVideo`), its
 decoded frames kept. Needs ffmpeg >= 5.1:
 a system ffmpeg older than that is passed over for imageio-ffmpeg's; ffprobe is used when on
@@ -25,9 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from core.bounded import Bounded
 from core.errors import VisageError
 from core.fileio import FILE_MODE, ensure_dir, remove_file, writable_dir, write_error
+from core.options import Option
 from core.video_info import (VideoInfo, error_reason, parse_ffmpeg_info, parse_ffprobe_json,
                              parse_time, rate_arg)
 
@@ -35,10 +35,15 @@ PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", 
                ".tiff": "tiff", ".webp": "webp"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")
 MIN_FFMPEG = (5, 1)      # -fps_mode
-FPS = Bounded(float, 0, 1000)               # 0 = the source's own rate; no camera or player goes past 1000
-BITRATE = Bounded(float, 0.1, 1000)         # MB/s as DeepFaceLab labels it (ffmpeg's M)
-DENOISE_FACTOR = Bounded(int, 1, 20)        # hqdn3d strength, DeepFaceLab's range
-AUDIO_TRACK = Bounded(int, 0, 99)
+# The video settings, declared once: videoed's flags and prompts and these functions' checks use them.
+FPS = Option("fps", float, 0, "frames per second to extract; 0 = every frame, and so is any rate not below the "
+             "video's own", prompt="Enter FPS", lo=0, hi=1000)     # no camera or player goes past 1000
+BITRATE = Option("bitrate", float, 25, "video bitrate in MB/s as DeepFaceLab labels it, i.e. ffmpeg's M; higher "
+                 "keeps more detail, the file grows with it", prompt="Bitrate of output file in MB/s", lo=0.1, hi=1000)
+DENOISE_FACTOR = Option("factor", int, 7, "denoise strength (ffmpeg hqdn3d); higher removes more noise and detail, "
+                        "and smooths flicker between frames", prompt="Denoise factor", lo=1, hi=20)
+AUDIO_TRACK = Option("audio_track_id", int, 0, "which audio track to keep when the video has several, from 0",
+                     prompt="Specify audio track id", lo=0, hi=99)
 MISSING_FRAMES_SLACK = 3    # a container's frame count is an estimate (duration x fps): ±1-2 frames is normal
 
 
@@ -284,7 +289,7 @@ def extract_video(input_file: str | os.PathLike, output_dir: str | os.PathLike, 
     ext = ext.lower().lstrip(".")
     if ext not in ("png", "jpg"):
         raise VisageError(f"output type must be png or jpg, not '{ext}'")
-    fps = FPS.check(fps, "fps")
+    fps = FPS.parse(fps)
     info = probe(src, count=False)          # before anything is deleted: an unreadable video changes nothing
     fps = _extraction_rate(src, fps, info)
     out = writable_dir(output_dir)
@@ -323,8 +328,8 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
     """Re-encode [from_time, to_time) to `<stem>_cut<ext>` beside the input; returns that path."""
     src = _require_file(input_file, "input video")
     start, end = parse_time(from_time), parse_time(to_time)
-    bitrate = BITRATE.check(bitrate, "bitrate")
-    audio_track_id = AUDIO_TRACK.check(audio_track_id, "audio track id")
+    bitrate = BITRATE.parse(bitrate)
+    audio_track_id = AUDIO_TRACK.parse(audio_track_id)
     if end <= start:
         raise VisageError(f"end time {to_time} must be after start time {from_time}")
     info = probe(src, count=False)
@@ -355,7 +360,7 @@ def _frames(input_dir: str | os.PathLike, exts: Iterable[str] | None = None) -> 
 
 def denoise_image_sequence(input_dir: str | os.PathLike, factor: int = 7) -> int:
     """Temporal+spatial denoise (hqdn3d) of a frame folder; each file is replaced atomically, names kept."""
-    factor = DENOISE_FACTOR.check(factor, "denoise factor")
+    factor = DENOISE_FACTOR.parse(factor)
     files = _frames(input_dir)
     suffixes = {f.suffix.lower() for f in files}
     if len(suffixes) > 1:
@@ -405,8 +410,8 @@ def video_from_sequence(input_dir: str | os.PathLike, output_file: str | os.Path
     audio gives a warning and the video is still written. Merged (labelled) frames give a labelled
     video whatever `metadata` says: see frames_are_labelled."""
     from core import interact
-    fps = FPS.check(fps, "fps") if fps is not None else None
-    bitrate = BITRATE.check(bitrate, "bitrate")
+    fps = FPS.parse(fps) if fps is not None else None
+    bitrate = BITRATE.parse(bitrate)
     ext = ext.lower().lstrip(".")
     files = _frames(input_dir, (f".{ext}",) + ((".jpeg",) if ext == "jpg" else ()))
     if frames_are_labelled(files):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS
+from core.options import WORKERS
 from core.errors import VisageError
 from core.nn.tf_backend import add_device_flags
 
@@ -23,6 +23,7 @@ PREVIEW_FILE_SECONDS = 60
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from core.options import CONFIG_HELP
     from models import MODELS
     p = sub.add_parser("train", parents=[parent], help="train a model (SAEHD, Quick96)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_options_epilog())
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--silent-start", action="store_true", help="ask nothing: saved options, flags, then defaults")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
-    p.add_argument("--config", help="JSON file of option: value")
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--workers", type=WORKERS, default=0, help="sample worker processes per side (0 = auto)")
     p.set_defaults(func=cli)
 
@@ -59,12 +60,12 @@ def _options_epilog() -> str:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from core.options import load_config, parse_opt_flags
+    from core.options import given_options
     from models import model_class
     for d in (args.training_data_src_dir, args.training_data_dst_dir):
         if not Path(d).is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
-    given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    given = given_options(args)
     window = not args.no_preview and _window_possible()
     model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
                                     Path(args.training_data_dst_dir), args.force_model_name, given,

@@ -21,10 +21,14 @@ from typing import Any, Mapping
 from core.errors import VisageError
 from core.options import Option, resolve
 
-MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
-MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-dst", "learned-prd+learned-dst")
-COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
-SHARPEN_MODES = ("none", "box", "gaussian")
+from core.merge.compose import BLURS, COLOR_TRANSFERS, COMPOSITES
+from core.merge.masks import MASK_BUILDERS
+
+# Each choice list is the dispatch table that runs it (one declaration): a mode added there is offered here.
+MODES = ("original", *COMPOSITES)              # 'original' returns the frame before the model runs
+MASK_MODES = tuple(MASK_BUILDERS)
+COLOR_TRANSFER_MODES = tuple(COLOR_TRANSFERS)
+SHARPEN_MODES = ("none", *BLURS)
 
 SCHEMA: list[Option] = [
     Option("mode", str, "overlay", "How the predicted face is put into the frame: overlay = blend by the mask; "

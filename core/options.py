@@ -84,7 +84,7 @@ class Option:
             lo = -NUMBER_LIMIT if lo is None else lo
             hi = NUMBER_LIMIT if hi is None else hi
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            return None, f"{_num(value)} is out of range [{_num(lo)} .. {_num(hi)}]"
+            return None, f"{_num(value)} is out of range {_num(lo)}..{_num(hi)}"
         return value, ""
 
     def parse(self, raw: Any) -> Any:

@@ -110,8 +110,7 @@ def _cut(args: argparse.Namespace) -> int:
     src = resolve_input_file(args.input_file)
     opts = Settings.from_args(args, args.schema)
     start = opts["from_time"]
-    end = opts["to_time"] if "to_time" in opts.given else \
-        opts.get("to_time", _format_time(video.probe(src, count=False).duration))
+    end = opts.get("to_time", None if "to_time" in opts.given else _format_time(video.probe(src, count=False).duration))
     out = video.cut_video(src, start, end, opts["audio_track_id"], opts["bitrate"])
     interact.log_info(f"Wrote {out}")
     return 0

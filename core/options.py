@@ -44,7 +44,6 @@ class Option:
     locked: bool = False            # asked on the first run only
     aliases: tuple = ()             # (other spelling, choice) pairs also accepted, e.g. ('whole_face', 'wf')
     asked: bool = True              # prompted for when not given (False: flag or default only)
-    old_flags: tuple = ()           # earlier spellings of the flag, still accepted
 
     @property
     def flag(self) -> str:
@@ -122,7 +121,7 @@ class Option:
         facts = [f"default {shown}" if shown not in ("", None) else "no default"]
         if self.choices and choices:
             facts.append("/".join(map(str, self.choices)))
-        elif not self.choices and self.lo is not None or self.hi is not None:
+        elif not self.choices and (self.lo is not None or self.hi is not None):
             facts.append(f"{'' if self.lo is None else f'{self.lo:g}'}..{'' if self.hi is None else f'{self.hi:g}'}")
         if self.locked:
             facts.append("fixed after the first run")
@@ -144,7 +143,7 @@ def describe(schema: Iterable[Option], indent: str = "  ", width: int = 96) -> l
 
 
 def add_flags(parser: argparse.ArgumentParser, schema: Iterable[Option], example: str | None = None) -> None:
-    """Each option as `--its-name` (old spellings too), then `--opt` and `--config` for the same names.
+    """Each option as `--its-name`, then `--opt` and `--config` for the same names.
 
     Every flag defaults to None, so `Settings` can tell a flag that was given from one that was not.
     """
@@ -159,7 +158,7 @@ def add_flags(parser: argparse.ArgumentParser, schema: Iterable[Option], example
         else:
             kw["type"] = o                # converts other spellings first, so argparse's choices check passes
             kw.update({"choices": o.choices} if listed else {"metavar": o.name.upper()})
-        parser.add_argument(o.flag, *o.old_flags, **kw)
+        parser.add_argument(o.flag, **kw)
     first = schema[0] if schema else None
     example = example or (f"{first.name}={('n', 'y')[first.default] if first.kind is bool else first.default}"
                           if first else "name=value")

@@ -23,7 +23,7 @@ from core import interact
 from core.errors import VisageError
 from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name, spellings, spellings_help
 from core.facelib.identity import SAME_PERSON
-from core.options import FACE_SIZE, WORKERS, Option, Settings, add_flags
+from core.options import FACE_SIZE, WORKERS, Option, Settings, add_flags, given_options
 
 STATE_FILE = ".visage_extract.json"
 DETECTORS = {"auto": "auto", "s3fd": "auto", "manual": "manual"}   # s3fd: DeepFaceLab's name for automatic
@@ -119,7 +119,6 @@ def _saved_options(output_dir: Path) -> dict:
 
 def cli(args: argparse.Namespace) -> int:
     from core.fileio import list_images
-    from core.options import given_options
     if not list_images(args.input_dir):       # fail on a bad folder before asking anything
         raise VisageError(f"no images in {args.input_dir}; extract frames from a video first "
                           f"(videoed extract-video)")
@@ -272,6 +271,7 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     checked = Settings(SETTINGS, {"detector": detector, "landmarks": landmarks, "manual_window_size": window_size,
                                   "filter_threshold": filter_threshold, "smooth_radius": smooth_radius,
                                   "workers": workers}, ask=False)     # a library caller's values, checked too
+    detector, landmarks = checked["detector"], checked["landmarks"]
     filter_threshold, smooth_radius = checked["filter_threshold"], checked["smooth_radius"]
     manual = DETECTORS[detector] == "manual" and not manual_output_debug_fix
     if manual_fix and (manual or manual_output_debug_fix):

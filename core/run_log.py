@@ -91,13 +91,13 @@ class _Tee:
 @contextmanager
 def recording(command: str, args: argparse.Namespace, argv: list[str]) -> Iterator[Path | None]:
     """Copy this run's output to its log file; yields the file (None when no log could be opened)."""
-    folder = log_dir(args)
-    path = folder / f"{command}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.log"
     try:
+        folder = log_dir(args)
+        path = folder / f"{command}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.log"
         folder.mkdir(parents=True, exist_ok=True)
         log = open(path, "a", encoding="utf-8", errors="replace", buffering=1)
-    except OSError:
-        yield None                              # a read-only workspace: the command still runs
+    except (OSError, RuntimeError):             # a read-only workspace, no home folder: the command still runs
+        yield None
         return
     from core.version import __version__
     log.write(f"visage {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"

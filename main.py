@@ -4,7 +4,8 @@ Each command lives in `mainscripts/<module>.py`, which exposes `register(subpars
 parent)`; heavy imports happen inside the command, so `--help` is instant. Every failure the
 user can fix ends as one `error: ...` line and exit code 2: a bad flag (argparse), a
 VisageError, and, as a last resort, an OSError on a named file that a command did not
-describe itself (read-only folder, no permission, a file in the way, disk full).
+describe itself (read-only folder, no permission, a file in the way, disk full). Every run
+is copied to a log file (core/run_log.py), tracebacks of unexpected errors included.
 """
 from __future__ import annotations
 
@@ -54,20 +55,28 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "verbose", False):
         from core.quiet import silence_native_logs
         silence_native_logs()
-    try:
-        return int(args.func(args) or 0)
-    except VisageError as e:
-        interact.log_err(str(e))
-        return 2
-    except KeyboardInterrupt:
-        interact.log_err("interrupted; finished files are kept, nothing is half-written")
-        return 130
-    except OSError as e:
-        if e.errno not in FILE_ERRNOS or not (e.filename or e.errno in (errno.ENOSPC, errno.EDQUOT)):
-            raise
-        where = f" {e.filename}" if e.filename else ""
-        interact.log_err(f"cannot write/read{where}: {e.strerror or e}")
-        return 2
+    from core.run_log import recording
+    with recording(_run_name(args), args, list(sys.argv[1:] if argv is None else argv)):
+        try:
+            return int(args.func(args) or 0)
+        except VisageError as e:
+            interact.log_err(str(e))
+            return 2
+        except KeyboardInterrupt:
+            interact.log_err("interrupted; finished files are kept, nothing is half-written")
+            return 130
+        except OSError as e:
+            if e.errno not in FILE_ERRNOS or not (e.filename or e.errno in (errno.ENOSPC, errno.EDQUOT)):
+                raise
+            where = f" {e.filename}" if e.filename else ""
+            interact.log_err(f"cannot write/read{where}: {e.strerror or e}")
+            return 2
+
+
+def _run_name(args: argparse.Namespace) -> str:
+    """'merge', 'videoed_extract-video', 'facesettool_resize': the log file's first word."""
+    return "_".join([args.command, *(v for k, v in sorted(vars(args).items())
+                                     if k.endswith("_command") and isinstance(v, str))])
 
 
 if __name__ == "__main__":

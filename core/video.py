@@ -1,14 +1,16 @@
 """ffmpeg wrappers: probe, frame extraction, cutting, denoising and encoding (parsing: video_info.py).
 
-`build_*` functions are pure (argument lists, no I/O) so the exact command lines are unit-tested;
+`build_*` functions build the command lines with ffmpeg-python and are pure (argument lists, no
+I/O), so the exact command lines are unit-tested;
 `run_ffmpeg` runs one with a progress bar fed by `-progress pipe:1` and turns any failure into one
 VisageError line. Outputs are written under a `.tmp_` name beside the target and renamed when
 complete, so a failure or Ctrl-C never leaves a half-written video or frame. Every number a caller
-passes is checked against its `Bounded` declaration below before anything is deleted or started,
+passes is checked against its `Option` declaration below before anything is deleted or started,
 and a video that yields far fewer frames than it promises is reported (`IncompleteVideo`), its
 decoded frames kept. Needs ffmpeg >= 5.1:
-a system ffmpeg older than that is passed over for imageio-ffmpeg's; ffprobe is used when on
-PATH but never required.
+a system ffmpeg older than that is passed over for imageio-ffmpeg's. ffprobe's JSON (through
+ffmpeg-python's probe) describes a video when ffprobe is on PATH; imageio-ffmpeg ships no ffprobe,
+so without it the text of `ffmpeg -i` is parsed (video_info.py).
 """
 from __future__ import annotations
 
@@ -25,9 +27,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from core.bounded import Bounded
+import ffmpeg      # ffmpeg-python: builds the command lines
+
 from core.errors import VisageError
 from core.fileio import FILE_MODE, ensure_dir, remove_file, writable_dir, write_error
+from core.options import Option
 from core.video_info import (VideoInfo, error_reason, parse_ffmpeg_info, parse_ffprobe_json,
                              parse_time, rate_arg)
 
@@ -35,10 +39,15 @@ PIPE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".bmp": "bmp", 
                ".tiff": "tiff", ".webp": "webp"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")
 MIN_FFMPEG = (5, 1)      # -fps_mode
-FPS = Bounded(float, 0, 1000)               # 0 = the source's own rate; no camera or player goes past 1000
-BITRATE = Bounded(float, 0.1, 1000)         # MB/s as DeepFaceLab labels it (ffmpeg's M)
-DENOISE_FACTOR = Bounded(int, 1, 20)        # hqdn3d strength, DeepFaceLab's range
-AUDIO_TRACK = Bounded(int, 0, 99)
+# The video settings, declared once: videoed's flags and prompts and these functions' checks use them.
+FPS = Option("fps", float, 0, "frames per second to extract; 0 = every frame, and so is any rate not below the "
+             "video's own", prompt="Enter FPS", lo=0, hi=1000)     # no camera or player goes past 1000
+BITRATE = Option("bitrate", float, 25, "video bitrate in MB/s as DeepFaceLab labels it, i.e. ffmpeg's M; higher "
+                 "keeps more detail, the file grows with it", prompt="Bitrate of output file in MB/s", lo=0.1, hi=1000)
+DENOISE_FACTOR = Option("factor", int, 7, "denoise strength (ffmpeg hqdn3d); higher removes more noise and detail, "
+                        "and smooths flicker between frames", prompt="Denoise factor", lo=1, hi=20)
+AUDIO_TRACK = Option("audio_track_id", int, 0, "which audio track to keep when the video has several, from 0",
+                     prompt="Specify audio track id", lo=0, hi=99)
 MISSING_FRAMES_SLACK = 3    # a container's frame count is an estimate (duration x fps): ±1-2 frames is normal
 
 
@@ -77,48 +86,59 @@ def ffmpeg_exe() -> str:
 
 
 # ----------------------------------------------------------------------------- builders
-def _pipe_input(suffix: str, fps: float) -> list[str]:
+# ffmpeg-python builds each command line from a stream graph (inputs, the streams mapped, output
+# options); the builders only return the argument list, so the exact commands stay unit-tested and
+# `run_ffmpeg` keeps its own process handling (progress, piped frames, Ctrl-C, one-line errors).
+# ffmpeg-python writes keyword options in name order; ffmpeg does not mind the order within an input
+# or an output.
+
+def _pipe_input(suffix: str, fps: float) -> ffmpeg.nodes.FilterableStream:
     codec = PIPE_CODECS.get(suffix.lower())
-    return ["-f", "image2pipe", "-framerate", rate_arg(fps), *(["-c:v", codec] if codec else []), "-i", "pipe:0"]
+    return ffmpeg.input("pipe:0", f="image2pipe", framerate=rate_arg(fps), **({"c:v": codec} if codec else {}))
 
 
-def _image_out(pattern: str) -> list[str]:
+def _image_out(pattern: str) -> dict[str, str]:
     """Image-sequence output; jpg at q:v 2 like DeepFaceLab, png as 8-bit RGB, each file written atomically."""
     jpg = pattern.lower().endswith((".jpg", ".jpeg"))
-    quality = ["-q:v", "2"] if jpg else ["-pix_fmt", "rgb24", "-compression_level", "3"]   # 2.4x faster, +13 % size
-    return ["-fps_mode", "passthrough", *quality, "-atomic_writing", "1", "-f", "image2", pattern]
+    quality = {"q:v": "2"} if jpg else {"pix_fmt": "rgb24", "compression_level": "3"}   # 2.4x faster, +13 % size
+    return {"fps_mode": "passthrough", **quality, "atomic_writing": "1", "f": "image2"}
 
 
 def build_extract_args(input_file: str, pattern: str, fps: float = 0) -> list[str]:
     """One image per decoded frame (fps 0, no duplicates or drops) or a resampled rate."""
-    rate = ["-vf", f"fps={rate_arg(fps)}"] if fps > 0 else []
-    return ["-i", input_file, "-map", "0:v:0", *rate, *_image_out(pattern)]
+    rate = {"vf": f"fps={rate_arg(fps)}"} if fps > 0 else {}
+    return ffmpeg.input(input_file)["v:0"].output(pattern, **rate, **_image_out(pattern)).get_args()
 
 
 def build_cut_args(input_file: str, output_file: str, start: float, end: float,
                    audio_track_id: int | None = 0, bitrate: float = 25) -> list[str]:
     """Frame-accurate cut (input seek + re-encode with libx264), one audio track as aac."""
-    audio = ["-map", f"0:a:{audio_track_id}", "-c:a", "aac", "-b:a", "192k"] if audio_track_id is not None else []
-    return ["-ss", f"{start:.3f}", "-t", f"{end - start:.3f}", "-i", input_file, "-map", "0:v:0", *audio,
-            "-c:v", "libx264", "-b:v", f"{bitrate:g}M", "-pix_fmt", "yuv420p", output_file]
+    src = ffmpeg.input(input_file, ss=f"{start:.3f}", t=f"{end - start:.3f}")
+    streams = [src["v:0"]]
+    audio = {}
+    if audio_track_id is not None:
+        streams.append(src[f"a:{audio_track_id}"])
+        audio = {"c:a": "aac", "b:a": "192k"}
+    return ffmpeg.output(*streams, output_file, **{"c:v": "libx264", "b:v": f"{bitrate:g}M", "pix_fmt": "yuv420p"},
+                         **audio).get_args()
 
 
 def build_denoise_args(suffix: str, factor: int, pattern: str) -> list[str]:
     """Frames piped in order through hqdn3d (spatial = factor, temporal 5) into a numbered sequence."""
-    return [*_pipe_input(suffix, 25), "-vf", f"hqdn3d={factor}:{factor}:5:5", *_image_out(pattern)]
+    return _pipe_input(suffix, 25)["v:0"].output(pattern, vf=f"hqdn3d={factor}:{factor}:5:5",
+                                                 **_image_out(pattern)).get_args()
 
 
-def video_codec_args(suffix: str, lossless: bool, bitrate: float) -> list[str]:
-    """Codec per container. Lossless: mp4 -> libx264 crf 0 (4:4:4), mov -> png (RGB, editors read it),
-    avi/mkv -> ffv1. Otherwise libx264 at `bitrate` Mbit/s, yuv420p, padded to even size for players."""
+def video_codec_args(suffix: str, lossless: bool, bitrate: float) -> dict[str, str]:
+    """Codec options per container. Lossless: mp4 -> libx264 crf 0 (4:4:4), mov -> png (RGB, editors read
+    it), avi/mkv -> ffv1. Otherwise libx264 at `bitrate` Mbit/s, yuv420p, padded to even size for players."""
     suffix = suffix.lower()
     if suffix not in VIDEO_EXTS:
         raise VisageError(f"unsupported video type '{suffix}': use one of {', '.join(VIDEO_EXTS)}")
     if lossless:
-        return {".mp4": ["-c:v", "libx264", "-crf", "0", "-pix_fmt", "yuv444p"],
-                ".mov": ["-c:v", "png", "-pix_fmt", "rgb24"]}.get(suffix, ["-c:v", "ffv1", "-level", "3"])
-    return ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-b:v", f"{bitrate:g}M",
-            "-pix_fmt", "yuv420p"]
+        return {".mp4": {"c:v": "libx264", "crf": "0", "pix_fmt": "yuv444p"},
+                ".mov": {"c:v": "png", "pix_fmt": "rgb24"}}.get(suffix, {"c:v": "ffv1", "level": "3"})
+    return {"vf": "pad=ceil(iw/2)*2:ceil(ih/2)*2", "c:v": "libx264", "b:v": f"{bitrate:g}M", "pix_fmt": "yuv420p"}
 
 
 # Keys ffmpeg's AVI muxer keeps (RIFF INFO: ICMT, INAM, IART, ...); it silently drops any other key.
@@ -140,21 +160,24 @@ def _avi_metadata(metadata: dict[str, str]) -> dict[str, str]:
 def build_encode_args(output_file: str, frame_suffix: str, fps: float, audio_from: str | None = None,
                       lossless: bool = False, bitrate: float = 16,
                       metadata: dict[str, str] | None = None) -> list[str]:
-    """Piped frames -> video; audio (aac 192k) from `audio_from`; `metadata` as container tags."""
+    """Piped frames -> video; audio (aac 192k) from `audio_from`; `metadata` as container tags.
+
+    Each tag is its own global `-metadata:g:N key=value` (ffmpeg-python takes one value per option name)."""
     suffix = Path(output_file).suffix.lower()
-    args = _pipe_input(frame_suffix, fps)
-    args += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"] \
-        if audio_from else ["-map", "0:v:0"]
-    args += video_codec_args(suffix, lossless, bitrate)
+    streams = [_pipe_input(frame_suffix, fps)["v:0"]]
+    options = video_codec_args(suffix, lossless, bitrate)
+    if audio_from:
+        streams.append(ffmpeg.input(audio_from)["a:0"])
+        options.update({"c:a": "aac", "b:a": "192k"})
     if metadata and suffix == ".avi":
         metadata = _avi_metadata(metadata)
-    for key, value in (metadata or {}).items():
+    for i, (key, value) in enumerate((metadata or {}).items()):
         if not key or "=" in key:
             raise VisageError(f"invalid metadata key '{key}'")
-        args += ["-metadata", f"{key}={value}"]
+        options[f"metadata:g:{i}"] = f"{key}={value}"
     if metadata and suffix in (".mp4", ".mov"):
-        args += ["-movflags", "+use_metadata_tags"]   # keeps custom keys in mp4/mov
-    return args + [output_file]
+        options["movflags"] = "+use_metadata_tags"   # keeps custom keys in mp4/mov
+    return ffmpeg.output(*streams, output_file, **options).get_args()
 
 
 # ----------------------------------------------------------------------------- runners
@@ -250,8 +273,8 @@ def _require_file(path: str | os.PathLike, what: str) -> Path:
 def count_frames(path: str | os.PathLike) -> int:
     """Exact number of frames a decoder yields (what extraction writes). Decoding is needed:
     container packet counts include frames an edit list hides (no_face.mp4: 98 packets, 95 frames)."""
-    state = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-"],
-                       f"counting frames of {path}")
+    args = ffmpeg.input(str(path))["v:0"].output("-", fps_mode="passthrough", f="null").get_args()
+    state = run_ffmpeg(args, f"counting frames of {path}")
     return int(state.get("frame") or 0)
 
 
@@ -260,12 +283,14 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
     src = _require_file(path, "video file")
     ffprobe = shutil.which("ffprobe")
     if ffprobe:
-        proc = subprocess.run([ffprobe, "-v", "error", "-of", "json", "-show_format", "-show_streams", str(src)],
-                              capture_output=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["unknown error"]
-            raise VisageError(f"ffprobe cannot read {src}: {err[-1]}")
-        info = parse_ffprobe_json(json.loads(proc.stdout.decode("utf-8", "replace")), str(src))
+        try:
+            data = ffmpeg.probe(str(src), cmd=ffprobe)
+        except ffmpeg.Error as e:
+            err = e.stderr.decode("utf-8", "replace").strip().splitlines() or ["unknown error"]
+            raise VisageError(f"ffprobe cannot read {src}: {err[-1]}") from None
+        except json.JSONDecodeError:
+            raise VisageError(f"ffprobe gave no readable description of {src}") from None
+        info = parse_ffprobe_json(data, str(src))
     else:
         proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(src)],
                               capture_output=True, stdin=subprocess.DEVNULL)
@@ -284,7 +309,7 @@ def extract_video(input_file: str | os.PathLike, output_dir: str | os.PathLike, 
     ext = ext.lower().lstrip(".")
     if ext not in ("png", "jpg"):
         raise VisageError(f"output type must be png or jpg, not '{ext}'")
-    fps = FPS.check(fps, "fps")
+    fps = FPS.parse(fps)
     info = probe(src, count=False)          # before anything is deleted: an unreadable video changes nothing
     fps = _extraction_rate(src, fps, info)
     out = writable_dir(output_dir)
@@ -323,8 +348,8 @@ def cut_video(input_file: str | os.PathLike, from_time: str | float, to_time: st
     """Re-encode [from_time, to_time) to `<stem>_cut<ext>` beside the input; returns that path."""
     src = _require_file(input_file, "input video")
     start, end = parse_time(from_time), parse_time(to_time)
-    bitrate = BITRATE.check(bitrate, "bitrate")
-    audio_track_id = AUDIO_TRACK.check(audio_track_id, "audio track id")
+    bitrate = BITRATE.parse(bitrate)
+    audio_track_id = AUDIO_TRACK.parse(audio_track_id)
     if end <= start:
         raise VisageError(f"end time {to_time} must be after start time {from_time}")
     info = probe(src, count=False)
@@ -355,7 +380,7 @@ def _frames(input_dir: str | os.PathLike, exts: Iterable[str] | None = None) -> 
 
 def denoise_image_sequence(input_dir: str | os.PathLike, factor: int = 7) -> int:
     """Temporal+spatial denoise (hqdn3d) of a frame folder; each file is replaced atomically, names kept."""
-    factor = DENOISE_FACTOR.check(factor, "denoise factor")
+    factor = DENOISE_FACTOR.parse(factor)
     files = _frames(input_dir)
     suffixes = {f.suffix.lower() for f in files}
     if len(suffixes) > 1:
@@ -405,8 +430,8 @@ def video_from_sequence(input_dir: str | os.PathLike, output_file: str | os.Path
     audio gives a warning and the video is still written. Merged (labelled) frames give a labelled
     video whatever `metadata` says: see frames_are_labelled."""
     from core import interact
-    fps = FPS.check(fps, "fps") if fps is not None else None
-    bitrate = BITRATE.check(bitrate, "bitrate")
+    fps = FPS.parse(fps) if fps is not None else None
+    bitrate = BITRATE.parse(bitrate)
     ext = ext.lower().lstrip(".")
     files = _frames(input_dir, (f".{ext}",) + ((".jpeg",) if ext == "jpg" else ()))
     if frames_are_labelled(files):

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from core import interact
-from core.bounded import FACE_SIZE, FRAME_COUNT, REPEATS, WORKERS, Bounded
+from core.options import FACE_SIZE, FRAME_COUNT, REPEATS, WORKERS, Option
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
     t.add_argument("--model", action="append", choices=model_names(swaps_faces=True),
                    help="model(s) to measure (default all that swap faces)")
-    t.add_argument("--batch-size", type=Bounded(int, 1, 256), action="append", help="batch size(s) (default 4 and 8)")
+    t.add_argument("--batch-size", type=Option("batch_size", int, 4, "batch size", lo=1, hi=256), action="append", help="batch size(s) (default 4 and 8)")
     t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
                    help="precision(s) (default fp32 and bf16)")
     t.add_argument("--opt", action="append", metavar="NAME=VALUE",

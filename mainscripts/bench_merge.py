@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from core import interact
-from core.bounded import FRAME_COUNT, REPEATS, WORKERS, Bounded
+from core.options import FRAME_COUNT, REPEATS, WORKERS, Option
 
 DEFAULT_OPTS = {"mode": "overlay", "mask_mode": "dst", "color_transfer_mode": "rct"}
 STAGES = ("decode", "crop", "predict", "compose", "encode+label", "write")
@@ -47,7 +47,7 @@ def register(bsub: argparse._SubParsersAction) -> None:
     m.add_argument("--force-model-name", help="with --model-dir: the model's name when several are saved")
     m.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="precision of the throw-away Quick96 (an existing model keeps its own)")
-    m.add_argument("--src-every", type=Bounded(int, 1, 10**4), default=20,
+    m.add_argument("--src-every", type=Option("src_every", int, 20, "every Nth src face", lo=1, hi=10**4), default=20,
                    help="src faces for the throw-away model: every N-th frame of WolfgangLanger_Pexels.mp4")
     m.set_defaults(func=run)
 

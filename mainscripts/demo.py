@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from core import interact
-from core.bounded import FACE_SIZE, Bounded
+from core.options import FACE_SIZE, Option
 from core.errors import VisageError
 
 SRC_CLIP, DST_CLIP = "WolfgangLanger_Pexels.mp4", "single_face.mp4"
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--workspace", default=os.environ.get("WORKSPACE", "workspace"),
                    help="workspace folder (default: $WORKSPACE or ./workspace)")
     p.add_argument("--image-size", type=FACE_SIZE, default=256, help="aligned face size of the demo (default 256)")
-    p.add_argument("--train-minutes", type=Bounded(float, 0.05, 10**5), default=5.0,
+    p.add_argument("--train-minutes", type=Option("train_minutes", float, 5.0, "minutes of training", lo=0.05, hi=10**5), default=5.0,
                    help="Quick96 training time, from the first finished iteration (default 5)")
     p.set_defaults(func=run_demo)
 

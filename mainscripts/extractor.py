@@ -20,24 +20,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core import interact
-from core.bounded import FACE_SIZE, WORKERS, Bounded
 from core.errors import VisageError
 from core.facelib.face_type import NAMES, FaceType, face_type_from_str, face_type_name, spellings, spellings_help
 from core.facelib.identity import SAME_PERSON
-from core.options import Option, resolve
+from core.options import FACE_SIZE, WORKERS, Option, Settings, add_flags, given_options
 
 STATE_FILE = ".visage_extract.json"
 DETECTORS = {"auto": "auto", "s3fd": "auto", "manual": "manual"}   # s3fd: DeepFaceLab's name for automatic
 WINDOW_SIZE = 1368
-LANDMARKS = ("mesh", "ibug68")
-WINDOW_SIZES = Bounded(int, 256, 16384)
-FILTER_THRESHOLD = Bounded(float, 0.01, 2.0)    # identity distances lie in 0..2; dlib's same person: 0.6
-SMOOTH_RADIUS = Bounded(int, 0, 30)            # a job holds 32 frames plus this many on each side
 
-OPTIONS = (
+OPTIONS = (        # asked when not given, as DeepFaceLab does
     Option("face_type", str, "whole_face", "Face type: the area of the head each aligned face covers. "
-           "full_face suits most models, whole_face adds the forehead, head the whole head.",
-           prompt="Face type", choices=NAMES, aliases=spellings(short=False)),
+           "full_face suits most models, whole_face adds the forehead, head the whole head. "
+           f"One of {spellings_help()}.", prompt="Face type", choices=NAMES, aliases=spellings(short=False)),
     Option("max_faces_from_image", int, 0, "Keep at most this many faces per frame, largest first (0 = all). "
            "Use 1 for a single-person clip to ignore background faces.",
            prompt="Max number of faces from image", lo=0),
@@ -48,6 +43,22 @@ OPTIONS = (
     Option("output_debug", bool, False, "Also write each frame with landmarks, detector box and crop "
            "outline drawn, into <output>_debug.", prompt="Write debug images to aligned_debug?"),
 )
+SETTINGS = (       # flag (or --opt / --config) or default, never asked
+    Option("detector", str, "auto", "auto (or s3fd, DeepFaceLab's name) finds faces automatically; manual: place "
+           "each face by hand in a window", choices=tuple(sorted(DETECTORS)), asked=False),
+    Option("landmarks", str, "mesh", "mesh: the face mesh's 68 points; ibug68: refined by dlib's 68-point "
+           "predictor, closer to iBUG 300-W annotation (jaw line) but trained on data licensed for non-commercial "
+           "use only", choices=("mesh", "ibug68"), asked=False),
+    Option("manual_window_size", int, WINDOW_SIZE, "longer side of the manual extraction window in pixels",
+           lo=256, hi=16384, asked=False),
+    Option("filter_threshold", float, SAME_PERSON, "--filter-ref: largest identity distance to the nearest reference "
+           "face that still counts as the same person (dlib's 0.6; lower is stricter); distances lie in 0..2",
+           lo=0.01, hi=2.0, asked=False),
+    Option("smooth_radius", int, 3, "frames on each side used by --smooth-landmarks (a job holds 32 frames plus "
+           "this many on each side)", lo=0, hi=30, asked=False),
+    WORKERS,
+)
+SCHEMA = OPTIONS + SETTINGS
 
 
 @dataclass
@@ -69,44 +80,20 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p = sub.add_parser("extract", parents=[parent], help="extract aligned faces from a folder of frames")
     p.add_argument("--input-dir", required=True, help="folder of frames (png/jpg)")
     p.add_argument("--output-dir", required=True, help="folder for aligned faces, e.g. workspace/data_src/aligned")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default="auto",
-                   help="auto (or s3fd, DeepFaceLab's name) finds faces automatically; manual: place each face "
-                        "by hand in a window")
-    p.add_argument("--landmarks", choices=LANDMARKS, default="mesh",
-                   help="mesh: the face mesh's 68 points (default); ibug68: refined by dlib's 68-point predictor, "
-                        "closer to iBUG 300-W annotation (jaw line) but trained on data licensed for "
-                        "non-commercial use only")
+    add_flags(p, SCHEMA, example="face_type=wf")
     p.add_argument("--manual-fix", action="store_true",
                    help="after the automatic pass, place faces by hand in the frames where none was found")
     p.add_argument("--manual-output-debug-fix", action="store_true",
                    help="re-extract by hand the frames whose <output>_debug image you deleted")
-    p.add_argument("--manual-window-size", type=WINDOW_SIZES, default=WINDOW_SIZE,
-                   help="longer side of the manual extraction window in pixels")
     p.add_argument("--filter-ref", nargs="+", metavar="PHOTO",
                    help="keep only faces of the person in these photos (dlib identity embedding)")
-    p.add_argument("--filter-threshold", type=FILTER_THRESHOLD, default=SAME_PERSON,
-                   help="largest identity distance to the nearest reference face that still counts as the "
-                        "same person (dlib's 0.6; lower is stricter)")
-    kinds = {"face_type": {"metavar": "TYPE"}, "output_debug": {"action": argparse.BooleanOptionalAction}}
-    for opt in OPTIONS:            # each option as a flag; not given = asked (default in brackets)
-        p.add_argument("--" + opt.name.replace("_", "-"), default=None, **kinds.get(opt.name, {"type": opt.kind}),
-                       help=f"{_flag_help(opt)} (asked when not given; default {opt.default})")
     p.add_argument("--smooth-landmarks", action="store_true",
                    help="average each face's landmarks over neighbouring frames to cut jitter (video frames)")
-    p.add_argument("--smooth-radius", type=SMOOTH_RADIUS, default=3,
-                   help="frames on each side used by --smooth-landmarks (0..30)")
-    p.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete faces left by an earlier run with other settings instead of stopping")
     p.add_argument("--cpu-only", action="store_true",
                    help="accepted for DeepFaceLab compatibility: extraction always runs on the CPU")
     p.set_defaults(func=cli)
-
-
-def _flag_help(opt: Option) -> str:
-    if opt.name == "face_type":
-        return f"{opt.help} One of {spellings_help()}"
-    return opt.help
 
 
 def _saved_settings(output_dir: Path) -> dict:
@@ -138,22 +125,23 @@ def cli(args: argparse.Namespace) -> int:
     fixing = args.manual_fix or args.manual_output_debug_fix
     saved = _saved_options(Path(args.output_dir)) if fixing else {}
     saved_smooth = saved.pop("smooth_radius", 0)
-    landmarks = saved.pop("landmarks", args.landmarks)
-    smooth = args.smooth_radius if args.smooth_landmarks else saved_smooth
-    given = {**saved, **{k: getattr(args, k) for k in ("face_type", "max_faces_from_image", "image_size",
-                                                        "jpeg_quality", "output_debug") if getattr(args, k) is not None}}
+    saved_landmarks = saved.pop("landmarks", None)
+    given = {**saved, **given_options(args, SCHEMA)}
+    if saved_landmarks:                        # a fix run places faces as the first run did
+        given["landmarks"] = saved_landmarks
     if args.manual_output_debug_fix:
         given["output_debug"] = True
-    elif DETECTORS[args.detector] == "manual":
+    elif given.get("detector") == "manual":
         given.setdefault("max_faces_from_image", 0)          # one face per frame, placed by hand: not asked
-    opts = resolve(OPTIONS, given, ask=interact.is_interactive())
+    opts = Settings(SCHEMA, given)
+    smooth = opts["smooth_radius"] if args.smooth_landmarks else saved_smooth
     report = extract(Path(args.input_dir), Path(args.output_dir), face_type=face_type_from_str(opts["face_type"]),
                      image_size=opts["image_size"], jpeg_quality=opts["jpeg_quality"],
                      max_faces=opts["max_faces_from_image"], debug=opts["output_debug"], smooth_radius=smooth,
-                     workers=args.workers, overwrite=args.overwrite, detector=args.detector,
+                     workers=opts["workers"], overwrite=args.overwrite, detector=opts["detector"],
                      manual_fix=args.manual_fix, manual_output_debug_fix=args.manual_output_debug_fix,
-                     window_size=args.manual_window_size, filter_refs=args.filter_ref or (),
-                     filter_threshold=args.filter_threshold, landmarks=landmarks)
+                     window_size=opts["manual_window_size"], filter_refs=args.filter_ref or (),
+                     filter_threshold=opts["filter_threshold"], landmarks=opts["landmarks"])
     print_summary(report)
     return 1 if report.corrupt else 0
 
@@ -280,16 +268,15 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     frames = list_frames(input_dir)
     if not frames:
         raise VisageError(f"no images in {input_dir}; extract frames from a video first (videoed extract-video)")
-    if detector not in DETECTORS:
-        raise VisageError(f"unknown detector '{detector}'; choose one of {', '.join(sorted(DETECTORS))}")
-    if landmarks not in LANDMARKS:
-        raise VisageError(f"unknown landmarks '{landmarks}'; choose one of {', '.join(LANDMARKS)}")
+    checked = Settings(SETTINGS, {"detector": detector, "landmarks": landmarks, "manual_window_size": window_size,
+                                  "filter_threshold": filter_threshold, "smooth_radius": smooth_radius,
+                                  "workers": workers}, ask=False)     # a library caller's values, checked too
+    detector, landmarks = checked["detector"], checked["landmarks"]
+    filter_threshold, smooth_radius = checked["filter_threshold"], checked["smooth_radius"]
     manual = DETECTORS[detector] == "manual" and not manual_output_debug_fix
     if manual_fix and (manual or manual_output_debug_fix):
         raise VisageError("--manual-fix runs the automatic detector first: use it without --detector manual "
                           "and without --manual-output-debug-fix")
-    filter_threshold = FILTER_THRESHOLD.check(filter_threshold, "--filter-threshold")
-    smooth_radius = SMOOTH_RADIUS.check(smooth_radius, "--smooth-radius")
     debug = debug or manual_output_debug_fix
     debug_dir = output_dir.parent / f"{output_dir.name}_debug"
     if manual_output_debug_fix and not debug_dir.is_dir():

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS
 from core.errors import VisageError
 from core.facelib.face_type import SHORT_NAMES, TRAINABLE, spellings, spellings_help
-from core.options import Option, resolve
+from core.options import WORKERS, Option, Settings, add_flags
 
-BOOL = argparse.BooleanOptionalAction
 OPTIONS = (
     Option("image_size", int, 512, "Side of the resized faces in pixels (128-2048). Match the model resolution "
            "or a little above it; bigger only costs disk and loading time.", prompt="New image size",
@@ -28,6 +26,9 @@ OPTIONS = (
            "same keeps each face's type. Widening past the old crop leaves no image data at the new border "
            "(the edge pixels are stretched).", prompt="Change face type", choices=(*SHORT_NAMES, "same"),
            aliases=spellings(short=True, types=TRAINABLE)),
+    Option("merge_back", bool, False, "copy the resized faces over the originals (same names) and remove the "
+           "_resized folder", prompt="Merge the resized faces back into the folder?"),
+    WORKERS,
 )
 JPEG_QUALITY = 100
 
@@ -39,11 +40,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                          help="re-crop a faceset at a new size / face type into DIR_resized",
                          description="Re-crop every face at a new size and/or face type into <input-dir>_resized.")
     t.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
-    t.add_argument("--image-size", type=int, help="new face size 128..2048 (asked; default 512)")
-    t.add_argument("--face-type", metavar="TYPE", help=f"{OPTIONS[1].help} (asked; default same)")
-    t.add_argument("--merge-back", action=BOOL, default=None,
-                   help="copy the resized faces over the originals and remove DIR_resized (asked; default no)")
-    t.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
+    add_flags(t, OPTIONS, example="face_type=wf")
     t.set_defaults(func=cli)
 
 
@@ -53,18 +50,10 @@ def cli(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise VisageError(f"input folder not found: {folder}")
     refuse_packed(folder)
-    given = {}
-    if args.image_size is not None:
-        given["image_size"] = args.image_size
-    if args.face_type is not None:
-        given["face_type"] = args.face_type.strip()
-    opts = resolve(OPTIONS, given, ask=interact.is_interactive())
+    opts = Settings.from_args(args, OPTIONS)
     out_dir = folder.parent / f"{folder.name}_resized"
-    report = resize_faceset(folder, out_dir, opts["image_size"], opts["face_type"], workers=args.workers)
-    merge = args.merge_back
-    if merge is None:
-        merge = interact.input_bool(f"Merge {out_dir.name} into {folder.name}?", False, help_text=(
-            "Copy the resized faces over the originals (same names) and remove the _resized folder"))
+    report = resize_faceset(folder, out_dir, opts["image_size"], opts["face_type"], workers=opts["workers"])
+    merge = opts["merge_back"]
     if merge and report.written:
         merge_back(folder, out_dir, report.written)
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core import interact
-from core.bounded import WORKERS
+from core.options import WORKERS
 from core.nn.tf_backend import add_device_flags
 
 BOOL = argparse.BooleanOptionalAction
@@ -25,7 +25,12 @@ PREDICT_FRAMES = 8                  # frames whose faces go through the model in
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     from models import model_names
-    p = sub.add_parser("merge", parents=[parent], help="merge: swap the dst faces through a trained model")
+    from core.merge.config import SCHEMA
+    from core.options import CONFIG_HELP, describe
+    p = sub.add_parser("merge", parents=[parent], help="merge: swap the dst faces through a trained model",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="merger options (--opt NAME=VALUE or --config FILE; batch merge asks for those not "
+                              "given):\n" + "\n".join(describe(SCHEMA)))
     p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
     p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
     p.add_argument("--output-mask-dir", help="merge masks (default: <output-dir>_mask)")
@@ -40,19 +45,19 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--workers", type=WORKERS, help="batch merge worker processes (asked; default: CPU cores)")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="merger option, e.g. --opt mode=overlay --opt mask_mode=dst --opt erode_mask_modifier=10")
-    p.add_argument("--config", help="JSON file of merger option: value")
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.set_defaults(func=cli)
 
 
 def cli(args: argparse.Namespace) -> int:
     from core.merge.frames import load_frames
-    from core.options import load_config, parse_opt_flags
+    from core.options import given_options
     from core.workers import default_workers
     from models.predictor import FacePredictor
     input_dir, output_dir = Path(args.input_dir), Path(args.output_dir)
     mask_dir = Path(args.output_mask_dir) if args.output_mask_dir else output_dir.with_name(output_dir.name + "_mask")
     frames = load_frames(input_dir, Path(args.aligned_dir) if args.aligned_dir else input_dir / "aligned")
-    given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    given = given_options(args)
     predictor = FacePredictor(args.model_dir, args.model, args.force_model_name, args.cpu_only, args.force_gpu_idxs)
     interactive = args.interactive
     if interactive is None:

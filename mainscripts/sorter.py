@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
+from core.options import WORKERS, Option, Settings, add_flags
 from core.sorting.methods import BY_NAME, METHODS, NAMES, SortOptions
 
 DEFAULT_METHOD = "blur"
@@ -42,6 +42,20 @@ METHOD_HELP = {
 }
 
 
+SCHEMA = (
+    Option("by", str, DEFAULT_METHOD, "sort method (asked with DeepFaceLab's numbered menu); the methods are listed "
+           "below", choices=NAMES, asked=False),
+    Option("target", int, 2000, "final-by-blur/final-by-size: how many faces to keep; the rest go to the trash "
+           "folder. DeepFaceLab's advice: about 2000 for a src faceset", prompt="Target number of faces?",
+           lo=1, hi=10**7),
+    Option("similar", bool, True, "absdiff: put similar faces next to each other, or (--no-similar) dissimilar ones",
+           prompt="Sort by similar?"),
+    Option("threshold", float, 0.6, "id-ref/id-group: identity distance below which two faces are the same person "
+           "(dlib's calibration; lower = stricter); distances lie in 0..2", lo=0.01, hi=1.99, asked=False),
+    WORKERS,
+)
+
+
 @dataclass
 class SortReport:
     method: str
@@ -62,17 +76,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                        epilog="methods:\n" + "\n".join(f"  {n:22s} {METHOD_HELP[n]}" for n in NAMES),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input-dir", required=True, help="folder of aligned faces, e.g. workspace/data_src/aligned")
-    p.add_argument("--by", choices=NAMES, help="sort method (asked with a numbered menu; default blur)")
-    p.add_argument("--target", type=Bounded(int, 1, 10**7), help="final-by-blur/final-by-size: number of faces to keep "
-                   "(asked; default 2000)")
-    p.add_argument("--similar", action=argparse.BooleanOptionalAction, default=None,
-                   help="absdiff: put similar faces next to each other (default), or --no-similar: dissimilar")
+    add_flags(p, SCHEMA, example="by=face-yaw")
     p.add_argument("--ref", action="append", default=[], metavar="PHOTO",
                    help="id-ref: reference photo, aligned face, or folder of them (repeatable)")
-    p.add_argument("--threshold", type=Bounded(float, 0.0, 2.0), default=0.6,
-                   help="id-ref/id-group: identity distance below which two faces are the same person "
-                        "(default 0.6, dlib's calibration; lower = stricter)")
-    p.add_argument("--workers", type=WORKERS, default=0, help="worker processes (0 = one per CPU core)")
     p.set_defaults(func=cli)
 
 
@@ -87,24 +93,15 @@ def ask_method() -> str:
     return METHODS[idx].name
 
 
-def resolve_options(method: str, args: argparse.Namespace) -> SortOptions:
+def resolve_options(method: str, opts: Settings, refs: list[str]) -> SortOptions:
     """The method's own options, from flags or asked (only the ones this method uses)."""
-    opts = SortOptions(threshold=args.threshold)
-    if not 0 < opts.threshold < 2:
-        raise VisageError(f"--threshold {opts.threshold} is out of range: identity distances lie in 0..2, "
-                          "dlib's same-person threshold is 0.6")
+    out = SortOptions(threshold=opts["threshold"])
     if method.startswith("final-"):
-        opts.target = args.target if args.target is not None else interact.input_int(
-            "Target number of faces?", 2000, (1, None),
-            help_text="How many faces to keep; the rest go to the trash folder. "
-                      "DeepFaceLab's advice: about 2000 for a src faceset")
-        if opts.target < 1:
-            raise VisageError(f"--target must be at least 1 (got {opts.target})")
+        out.target = opts["target"]
     elif method == "absdiff":
-        opts.similar = args.similar if args.similar is not None else interact.input_bool(
-            "Sort by similar?", True, help_text="Otherwise sort by dissimilar.")
+        out.similar = opts["similar"]
     elif method == "id-ref":
-        refs = list(args.ref)
+        refs = list(refs)
         if not refs and interact.is_interactive():
             answer = interact.input_str("Reference photo (path; several separated by ;)", "",
                                         help_text="A photo of the person to keep (any image with one clear "
@@ -113,8 +110,8 @@ def resolve_options(method: str, args: argparse.Namespace) -> SortOptions:
         if not refs:
             raise VisageError("id-ref needs a reference photo of the person to keep: pass --ref PHOTO")
         from core.sorting.by_identity import reference_embeddings
-        opts.references = reference_embeddings(refs)
-    return opts
+        out.references = reference_embeddings(refs)
+    return out
 
 
 def sort_folder(input_dir: str | Path, method: str, opts: SortOptions | None = None,
@@ -169,11 +166,11 @@ def cli(args: argparse.Namespace) -> int:
     from core.faceset_pak import refuse_packed
     from core.fileio import list_images
     input_dir = Path(args.input_dir)
+    opts = Settings.from_args(args, SCHEMA)
     refuse_packed(input_dir)
     if not list_images(input_dir):        # fail on a bad folder before asking anything
         raise VisageError(f"no images in {input_dir}; extract faces into it first (main.py extract)")
-    method = args.by or ask_method()
-    opts = resolve_options(method, args)
-    report = sort_folder(input_dir, method, opts, workers=args.workers)
+    method = opts["by"] if "by" in opts.given or not interact.is_interactive() else ask_method()
+    report = sort_folder(input_dir, method, resolve_options(method, opts, args.ref), workers=opts["workers"])
     print_report(report)
     return 0

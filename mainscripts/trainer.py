@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS
+from core.options import WORKERS
 from core.errors import VisageError
 from core.nn.tf_backend import add_device_flags
 
@@ -23,6 +23,7 @@ PREVIEW_FILE_SECONDS = 60
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from core.options import CONFIG_HELP
     from models import MODELS
     p = sub.add_parser("train", parents=[parent], help=f"train a model ({', '.join(MODELS)})",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_options_epilog())
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--silent-start", action="store_true", help="ask nothing: saved options, flags, then defaults")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
-    p.add_argument("--config", help="JSON file of option: value")
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--workers", type=WORKERS, default=0, help="sample worker processes per side (0 = auto)")
     p.set_defaults(func=cli)
 
@@ -60,14 +61,14 @@ def _options_epilog() -> str:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from core.options import load_config, parse_opt_flags
+    from core.options import given_options
     from models import model_class
     cls = model_class(args.model)
     face_dirs = cls.face_sets_given({"src": args.training_data_src_dir, "dst": args.training_data_dst_dir})
     for d in face_dirs.values():
         if not d.is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
-    given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    given = given_options(args)
     window = not args.no_preview and _window_possible()
     model = cls(Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
                 args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from core import interact
 from core.errors import VisageError
+from core.options import Option, Settings, add_flags
 
-BOOL = argparse.BooleanOptionalAction
 META_FILE = "meta.json"
 META_FORMAT = "visage-faceset-metadata"
 SHEET_MAX = 400
@@ -32,6 +32,10 @@ OPERATIONS = {
                     "workspace/data_src/aligned -> workspace/data_src_aligned_contact_sheet.jpg",
     "import_dfl_faceset": "Convert DeepFaceLab aligned faces (pickled metadata) to Visage metadata",
 }
+OPTIONS = (Option("delete_originals", bool, True, "pack: delete the face files once faceset.pak is written (the "
+                  "pak holds every face byte for byte and training reads it directly); unpack: delete faceset.pak "
+                  "once the files are written (a folder holding both is refused by training)",
+                  prompt="Delete original files?"),)
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -42,9 +46,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     for name, help_text in OPERATIONS.items():
         ops.add_argument("--" + name.replace("_", "-"), dest="operation", action="store_const", const=name,
                          help=help_text)
-    p.add_argument("--delete-originals", action=BOOL, default=None,
-                   help="pack: delete the face files once faceset.pak is written; unpack: delete faceset.pak "
-                        "once the files are written (asked; default yes)")
+    add_flags(p, OPTIONS)
     p.add_argument("--output-dir", help="--import-dfl-faceset only: write the converted faces here (same names) "
                    "instead of converting in place")
     p.set_defaults(func=cli)
@@ -59,8 +61,9 @@ def cli(args: argparse.Namespace) -> int:
     if args.operation not in ("unpack_faceset", "view_aligned"):
         from core.faceset_pak import refuse_packed
         refuse_packed(folder)
-    handlers = {"pack_faceset": lambda: _pack(folder, args.delete_originals),
-                "unpack_faceset": lambda: _unpack(folder, args.delete_originals),
+    opts = Settings.from_args(args, OPTIONS)
+    handlers = {"pack_faceset": lambda: _pack(folder, opts),
+                "unpack_faceset": lambda: _unpack(folder, opts),
                 "save_faceset_metadata": lambda: save_metadata(folder),
                 "restore_faceset_metadata": lambda: restore_metadata(folder),
                 "recover_original_aligned_filename": lambda: recover_filenames(folder),
@@ -101,30 +104,23 @@ def _progress(items: list, desc: str):
 
 # ---------------------------------------------------------------- pack / unpack
 
-def _pack(folder: Path, delete: bool | None) -> None:
+def _pack(folder: Path, opts: Settings) -> None:
     from core.faceset_pak import pack
     result = pack(folder)
     interact.log_info(f"Packed {len(result.packed)} faces into {result.pak_path}")
     if result.skipped:
         interact.log_info(f"Left {len(result.skipped)} image(s) without face metadata where they are")
-    if delete is None:
-        delete = interact.input_bool("Delete original files?", True, help_text=(
-            "The pak holds every face byte for byte and training reads it directly; "
-            "util --unpack-faceset writes the files back"))
-    if delete:
+    if opts["delete_originals"]:
         for p in result.packed:
             p.unlink()
         interact.log_info(f"Deleted the {len(result.packed)} packed face files")
 
 
-def _unpack(folder: Path, delete: bool | None) -> None:
+def _unpack(folder: Path, opts: Settings) -> None:
     from core.faceset_pak import PAK_NAME, unpack
     written = unpack(folder)
     interact.log_info(f"Unpacked {len(written)} faces into {folder}")
-    if delete is None:
-        delete = interact.input_bool(f"Delete {PAK_NAME}?", True, help_text=(
-            "Every face is now a file again; a folder holding both is refused by training"))
-    if delete:
+    if opts["delete_originals"]:
         (folder / PAK_NAME).unlink()
         interact.log_info(f"Deleted {folder / PAK_NAME}")
 

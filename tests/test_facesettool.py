@@ -23,7 +23,11 @@ def src_frames(frames) -> Path:
 
 
 def resize(folder: Path, *flags: str) -> int:
-    return main.main(["facesettool", "resize", "--input-dir", str(folder), "--workers", "2", *flags])
+    """main.main; a bad flag value ends in argparse's one-line exit, returned as its code."""
+    try:
+        return main.main(["facesettool", "resize", "--input-dir", str(folder), "--workers", "2", *flags])
+    except SystemExit as e:
+        return e.code
 
 
 def direct_crop(frames_dir: Path, meta, face_type: FaceType, size: int) -> np.ndarray:

@@ -391,13 +391,14 @@ def test_debug_fix_needs_debug_images(clip, tmp_path):
 
 def test_cli_accepts_dfl_detector_names():
     import main
-    from mainscripts.extractor import DETECTORS
+    from core.options import Settings
+    from mainscripts.extractor import DETECTORS, SCHEMA
     assert DETECTORS == {"auto": "auto", "s3fd": "auto", "manual": "manual"}
     parser = main.build_parser()
     for name, expected in (("s3fd", "s3fd"), ("manual", "manual"), (None, "auto")):
         argv = ["extract", "--input-dir", "a", "--output-dir", "b"] + (["--detector", name] if name else [])
-        args = parser.parse_args(argv)
-        assert args.detector == expected and args.manual_window_size == 1368
+        opts = Settings.from_args(parser.parse_args(argv), SCHEMA, ask=False)
+        assert opts["detector"] == expected and opts["manual_window_size"] == 1368
 
 
 SCRIPTS = {"4) data_src faceset extract MANUAL": ["--detector", "manual"],

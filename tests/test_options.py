@@ -51,3 +51,38 @@ def test_bad_flag_and_bad_config(tmp_path):
         load_config(bad)
     with pytest.raises(VisageError, match="not found"):
         load_config(tmp_path / "missing.json")
+
+
+def test_toml_config_and_precedence_flag_over_opt_over_file(tmp_path):
+    import argparse
+
+    from core.options import Settings, add_flags
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('resolution = 96\nct_mode = "lct"\nmasked_training = false\n')
+    parser = argparse.ArgumentParser()
+    add_flags(parser, SCHEMA)
+    args = parser.parse_args(["--config", str(cfg), "--opt", "resolution=128", "--opt", "ct_mode=rct",
+                              "--ct-mode", "none"])
+    s = Settings.from_args(args, SCHEMA, ask=False)
+    assert (s["resolution"], s["ct_mode"], s["masked_training"], s["archi"]) == (128, "none", False, "liae-ud")
+
+
+def test_settings_ask_only_what_is_read(monkeypatch):
+    from core.options import Settings
+    asked = []
+    monkeypatch.setattr(Option, "ask", lambda self, default=None: asked.append(self.name) or self.default)
+    s = Settings(SCHEMA, {"resolution": "96"}, ask=True)
+    assert s["resolution"] == 96 and s["ct_mode"] == "none" and s["ct_mode"] == "none"
+    assert asked == ["ct_mode"]                                   # given: not asked; read twice: asked once
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e999", "-1", "641", "abc"])
+def test_a_flag_refuses_what_the_schema_refuses(raw):
+    import argparse
+    opt = SCHEMA[0]
+    with pytest.raises(argparse.ArgumentTypeError):
+        opt(raw)
+    with pytest.raises(VisageError, match="option resolution: "):
+        opt.parse(raw)
+    with pytest.raises(VisageError, match="not a valid int"):
+        opt.parse(True)                                           # a bool is not a number

@@ -149,7 +149,7 @@ def test_only_the_first_frame_decides(tmp_path, merged, plain):
 
 def test_avi_folds_custom_keys_into_the_comment():
     args = video.build_encode_args("o.avi", ".png", 30, metadata={**video_metadata(), "title": "t"})
-    meta = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "-metadata")
+    meta = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a.startswith("-metadata"))
     assert set(meta) == {"comment", "title"} and meta["title"] == "t" and "-movflags" not in args
     assert meta["comment"].startswith(LABEL["Description"] + "; synthetic_media=true; ")
     assert f"digital_source_type={DIGITAL_SOURCE_TYPE}" in meta["comment"]

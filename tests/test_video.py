@@ -143,40 +143,49 @@ def test_parse_time():
             video.parse_time(bad)
 
 
+def _value(args: list[str], option: str) -> str:
+    return args[args.index(option) + 1]
+
+
 def test_build_extract_args():
     png = video.build_extract_args("in.mp4", "out/%05d.png")
-    assert png[:4] == ["-i", "in.mp4", "-map", "0:v:0"] and png[-3:] == ["-f", "image2", "out/%05d.png"]
-    assert "-vf" not in png and png[png.index("-fps_mode") + 1] == "passthrough" and "rgb24" in png
+    assert png[:4] == ["-i", "in.mp4", "-map", "0:v:0"] and png[-1] == "out/%05d.png" and _value(png, "-f") == "image2"
+    assert "-vf" not in png and _value(png, "-fps_mode") == "passthrough" and _value(png, "-pix_fmt") == "rgb24"
     jpg = video.build_extract_args("in.mp4", "out/%05d.jpg", fps=5)
-    assert jpg[jpg.index("-vf") + 1] == "fps=5" and jpg[jpg.index("-q:v") + 1] == "2" and "rgb24" not in jpg
+    assert _value(jpg, "-vf") == "fps=5" and _value(jpg, "-q:v") == "2" and "rgb24" not in jpg
+    assert _value(jpg, "-atomic_writing") == "1"
 
 
 def test_build_cut_args():
     args = video.build_cut_args("in.mp4", "out.mp4", 1.5, 4.0, audio_track_id=1, bitrate=25)
-    assert args[:4] == ["-ss", "1.500", "-t", "2.500"] and args[-1] == "out.mp4"
-    assert "0:a:1" in args and args[args.index("-b:v") + 1] == "25M" and args[args.index("-c:v") + 1] == "libx264"
+    assert args[:6] == ["-ss", "1.500", "-t", "2.500", "-i", "in.mp4"] and args[-1] == "out.mp4"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-map"] == ["0:v:0", "0:a:1"]
+    assert _value(args, "-b:v") == "25M" and _value(args, "-c:v") == "libx264" and _value(args, "-c:a") == "aac"
     assert "-c:a" not in video.build_cut_args("in.mp4", "o.mp4", 0, 1, audio_track_id=None)
 
 
 def test_build_denoise_args():
     args = video.build_denoise_args(".jpg", 7, "t/%05d.jpg")
-    assert args[:2] == ["-f", "image2pipe"] and args[args.index("-c:v") + 1] == "mjpeg"
-    assert args[args.index("-vf") + 1] == "hqdn3d=7:7:5:5" and args[-1] == "t/%05d.jpg"
+    assert args[args.index("-i") + 1] == "pipe:0" and _value(args, "-f") == "image2pipe"
+    assert _value(args, "-c:v") == "mjpeg" and _value(args, "-vf") == "hqdn3d=7:7:5:5" and args[-1] == "t/%05d.jpg"
 
 
 def test_build_encode_args():
     args = video.build_encode_args("o.mp4", ".png", 23.976, audio_from="ref.mp4", bitrate=16,
                                    metadata={"visage_synthetic": "1"})
-    assert args[:8] == ["-f", "image2pipe", "-framerate", "24000/1001", "-c:v", "png", "-i", "pipe:0"]
+    first_input = args[:args.index("-i") + 2]          # the piped frames' own options, then `-i pipe:0`
+    assert first_input[-2:] == ["-i", "pipe:0"] and _value(first_input, "-framerate") == "24000/1001"
+    assert _value(first_input, "-f") == "image2pipe" and _value(first_input, "-c:v") == "png"
     maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
-    assert args[8:10] == ["-i", "ref.mp4"] and maps == ["0:v:0", "1:a:0"] and args[args.index("-b:a") + 1] == "192k"
-    assert args[args.index("-b:v") + 1] == "16M" and args[args.index("-pix_fmt") + 1] == "yuv420p"
-    assert args[args.index("-metadata") + 1] == "visage_synthetic=1" and "+use_metadata_tags" in args
+    assert args[len(first_input):len(first_input) + 2] == ["-i", "ref.mp4"] and maps == ["0:v:0", "1:a:0"]
+    assert _value(args, "-b:a") == "192k" and _value(args, "-b:v") == "16M" and _value(args, "-pix_fmt") == "yuv420p"
+    assert _value(args, "-metadata:g:0") == "visage_synthetic=1" and "+use_metadata_tags" in args
+    assert args[-1] == "o.mp4"
     silent = video.build_encode_args("o.mkv", ".jpg", 25, metadata={"k": "v"})
     assert "1:a:0" not in silent and "-movflags" not in silent and "mjpeg" in silent
     codecs = {ext: video.video_codec_args(ext, True, 16) for ext in (".mp4", ".mov", ".avi", ".mkv")}
-    assert codecs[".mp4"][:4] == ["-c:v", "libx264", "-crf", "0"] and codecs[".mov"][1] == "png"
-    assert codecs[".avi"][1] == codecs[".mkv"][1] == "ffv1"
+    assert codecs[".mp4"] == {"c:v": "libx264", "crf": "0", "pix_fmt": "yuv444p"} and codecs[".mov"]["c:v"] == "png"
+    assert codecs[".avi"]["c:v"] == codecs[".mkv"]["c:v"] == "ffv1"
     with pytest.raises(VisageError, match="unsupported video type '.gif'"):
         video.video_codec_args(".gif", False, 16)
     with pytest.raises(VisageError, match="invalid metadata key"):

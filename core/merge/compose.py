@@ -14,7 +14,7 @@ frame first); inside the mask the result is the same for overlay-type modes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -23,8 +23,10 @@ from core.facelib.face_type import FaceType
 from core.facelib.geometry import face_transform, transform_points
 from core.imagelib.color_transfer import color_transfer
 from core.imagelib.masks import hull_mask
-from core.merge.config import MergerConfig
 from core.merge.masks import WORK_SCALE, build_mask, process_mask
+
+if TYPE_CHECKING:                   # config takes its choice lists from the tables here
+    from core.merge.config import MergerConfig
 
 Frame = np.ndarray       # (H, W, 3) uint8 BGR
 Face = np.ndarray        # (res, res, 3) float32 BGR in [0, 1]
@@ -198,7 +200,7 @@ class ModeSpec:
     composite: Callable[[np.ndarray, np.ndarray, Mask, Mask], tuple[np.ndarray, Mask]]
 
 
-MODES: dict[str, ModeSpec] = {
+COMPOSITES: dict[str, ModeSpec] = {
     "overlay": ModeSpec(False, False, _overlay),
     "hist-match": ModeSpec(True, False, _overlay),
     "seamless": ModeSpec(False, False, _seamless),
@@ -258,7 +260,7 @@ def compose_face(frame: Frame, crop: FaceCrop, prediction: tuple[Face, Mask, Mas
     h, w = frame.shape[:2]
     if cfg.mode == "original":
         return frame.copy(), np.zeros((h, w, 1), np.float32)
-    spec, res, lm, dst = MODES[cfg.mode], crop.resolution, crop.landmarks, crop.dst
+    spec, res, lm, dst = COMPOSITES[cfg.mode], crop.resolution, crop.landmarks, crop.dst
     prd, prd_mask, dst_mask = (np.clip(np.asarray(a, np.float32), 0.0, 1.0) for a in prediction)
     mask = build_mask(cfg.mask_mode, crop.hull, prd_mask.reshape(res, res, 1), dst_mask.reshape(res, res, 1))
 

@@ -15,16 +15,20 @@ installed package ships a face-enhancer model.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, field, make_dataclass, replace
 from typing import Any, Mapping
 
 from core.errors import VisageError
 from core.options import Option, resolve
 
-MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
-MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-dst", "learned-prd+learned-dst")
-COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
-SHARPEN_MODES = ("none", "box", "gaussian")
+from core.merge.compose import BLURS, COLOR_TRANSFERS, COMPOSITES
+from core.merge.masks import MASK_BUILDERS
+
+# Each choice list is the dispatch table that runs it (one declaration): a mode added there is offered here.
+MODES = ("original", *COMPOSITES)              # 'original' returns the frame before the model runs
+MASK_MODES = tuple(MASK_BUILDERS)
+COLOR_TRANSFER_MODES = tuple(COLOR_TRANSFERS)
+SHARPEN_MODES = ("none", *BLURS)
 
 SCHEMA: list[Option] = [
     Option("mode", str, "overlay", "How the predicted face is put into the frame: overlay = blend by the mask; "
@@ -63,24 +67,7 @@ CYCLES: dict[str, tuple[str, ...]] = {"mode": MODES, "mask_mode": MASK_MODES,
                                       "color_transfer_mode": COLOR_TRANSFER_MODES, "sharpen_mode": SHARPEN_MODES}
 
 
-@dataclass(frozen=True)
-class MergerConfig:
-    """One frame's merge settings (resolved, validated option values)."""
-    mode: str = "overlay"
-    masked_hist_match: bool = True
-    hist_match_threshold: int = 238
-    mask_mode: str = "learned-prd*learned-dst"
-    erode_mask_modifier: int = 0
-    blur_mask_modifier: int = 0
-    motion_blur_power: int = 0
-    output_face_scale: int = 0
-    color_transfer_mode: str = "rct"
-    sharpen_mode: str = "none"
-    blursharpen_amount: int = 0
-    image_denoise_power: int = 0
-    bicubic_degrade_power: int = 0
-    color_degrade_power: int = 0
-
+class _MergerConfigMethods:
     @classmethod
     def from_options(cls, given: Mapping[str, Any] | None = None, ask: bool = False) -> MergerConfig:
         """Build from DeepFaceLab option names (flags/config/saved), validating every value."""
@@ -94,6 +81,13 @@ class MergerConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> MergerConfig:
         """Inverse of `to_dict`; missing keys take defaults, bad values raise VisageError."""
         return cls.from_options(d)
+
+
+# One frame's merge settings (resolved, validated option values): one field per SCHEMA option, with
+# the option's default, so each default is declared once. Frozen: frames share and compare them.
+MergerConfig = make_dataclass("MergerConfig", [(o.name, o.kind, field(default=o.default)) for o in SCHEMA],
+                              bases=(_MergerConfigMethods,), frozen=True)
+MergerConfig.__module__ = __name__       # worker processes unpickle it by this name
 
 
 def cycle(cfg: MergerConfig, field: str, step: int = 1) -> MergerConfig:

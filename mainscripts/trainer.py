@@ -103,7 +103,7 @@ class Preview:
         from mainscripts.train_preview import render_preview
         out = self.model.preview_outputs(self.src, self.dst)
         return render_preview(self.src, self.dst, out, self.model.loss_history, self.state,
-                              f"{self.title}  iter {self.model.iter}")
+                              f"{self.title}  iter {self.model.iter}", self.model.validation_history)
 
     def refresh(self) -> None:
         img = self.image()
@@ -114,7 +114,8 @@ class Preview:
             from core.fileio import write_image
             from mainscripts.train_preview import loss_plot
             write_image(self.model.files.path("preview.jpg"), img, 92)
-            write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300))
+            write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300,
+                                                                     validation=self.model.validation_history))
 
     def history(self) -> None:
         from core.fileio import write_image
@@ -153,14 +154,17 @@ class StatusLine:
             self.open = False
 
 
-def status_line(it: int, ms: float, src: float, dst: float) -> str:
-    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]"
+def status_line(it: int, ms: float, src: float, dst: float, eta: str = "") -> str:
+    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]" + (
+        f"[ETA {eta}]" if eta else "")
 
 
 def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0) -> int:
     """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
+    from mainscripts.train_logs import TrainLogs
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
+    logs = TrainLogs(model, preview.image)
     console = StatusLine()
     history_every = 10 * max(1, model.net["resolution"] // 64)
     backup_seconds = model.options["autobackup_hour"] * 3600
@@ -174,9 +178,12 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             t0 = time.perf_counter()
             src, dst = model.train_iteration()
             ms = (time.perf_counter() - t0) * 1000
+            validation = logs.after_iteration(ms)
             now = time.monotonic()
-            keep = now - last_print > 60 or model.iter == 1
-            console.show(status_line(model.iter, ms, src, dst), keep)
+            keep = now - last_print > 60 or model.iter == 1 or validation is not None
+            console.show(status_line(model.iter, ms, src, dst, model.eta), keep)
+            if validation:
+                interact.log_info(validation)
             last_print = now if keep else last_print
             if model.iter == 1 or now - last_save > autosave_minutes * 60:
                 model.save()
@@ -214,6 +221,8 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
         return 1
     except KeyboardInterrupt:
         console.close()
+    finally:
+        logs.close()
     total = time.monotonic() - started
     share = (model.batches.wait_seconds - waited0) / total if total > 0 else 0.0
     interact.log_info(f"Saving at iteration {model.iter} (waited for samples {100 * share:.1f} % of the time)")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core import interact
-from core.bounded import WORKERS
+from core.bounded import WORKERS, Bounded
 from core.errors import VisageError
 from core.nn.tf_backend import add_device_flags
 
@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
     p.add_argument("--config", help="JSON file of option: value")
     p.add_argument("--workers", type=WORKERS, default=0, help="sample worker processes per side (0 = auto)")
+    p.add_argument("--find-lr", nargs="?", const=100, type=Bounded(int, 20, 10000), metavar="ITERATIONS",
+                   help="no training: sweep the learning rate on a copy of the model (default 100 iterations), "
+                        "print the suggested learning_rate and plot it to <name>_<Model>_find_lr.png")
     p.set_defaults(func=cli)
 
 
@@ -65,6 +68,12 @@ def cli(args: argparse.Namespace) -> int:
         if not Path(d).is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = {**load_config(args.config), **parse_opt_flags(args.opt)}
+    if args.find_lr:
+        from mainscripts.find_lr import find_lr
+        find_lr(model_class(args.model), Path(args.model_dir), Path(args.training_data_src_dir),
+                Path(args.training_data_dst_dir), args.force_model_name, given, args.silent_start, args.cpu_only,
+                args.workers, args.force_gpu_idxs, args.find_lr)
+        return 0
     window = not args.no_preview and _window_possible()
     model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
                                     Path(args.training_data_dst_dir), args.force_model_name, given,

@@ -140,3 +140,34 @@ def test_crc32c_and_damaged_validation_record():
         validation.check_record({"src": ["../../etc/passwd"], "dst": []})
     with pytest.raises(VisageError, match="validation_history"):
         validation.check_history([[1, 2, 3]])
+
+
+def test_find_lr_leaves_the_model_alone_and_its_rate_trains(tiny_model, src_faceset, dst_faceset, tmp_path, capsys):
+    """The sweep runs on a copy; at the suggested rate the loss falls, at 100 times it it does not."""
+    import re
+    import shutil
+    import keras
+    from models.model_base import NonFiniteLoss
+    from tests.train_support import make_model, tiny_given
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model, model_dir)
+    before = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file() and p.name != "t_SAEHD_lock"}
+    assert train_cli(src_faceset, dst_faceset, model_dir, opts=["batch_size=4"], extra=["--find-lr", "40"]) == 0
+    suggested = float(re.search(r"--opt learning_rate=(\S+)", capsys.readouterr().out).group(1))
+    after = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file() and p.name != "t_SAEHD_lock"}
+    assert after.pop("t_SAEHD_find_lr.png") and after == before                  # only the plot is new
+    assert cv2.imread(str(model_dir / "t_SAEHD_find_lr.png")).shape == (360, 800, 3)
+    assert 1e-7 < suggested < 1e-2
+    drops = []
+    for lr in (suggested, 100 * suggested):
+        keras.utils.set_random_seed(0)
+        model = make_model(src_faceset, dst_faceset, tmp_path / f"r{lr:g}",
+                           tiny_given(batch_size="4", validation_faces="0", learning_rate=str(lr)))
+        try:
+            losses = [sum(model.train_iteration()) for _ in range(20)]
+            drops.append(np.mean(losses[:5]) - np.mean(losses[-5:]))
+        except NonFiniteLoss:
+            drops.append(-np.inf)                                           # diverged: did not fall
+        finally:
+            model.close()
+    assert drops[0] > 0.5 and drops[0] > drops[1] + 0.5, drops

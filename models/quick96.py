@@ -3,8 +3,8 @@
 Fixed: resolution 96, full_face, archi df-ud, dims 128/64/64/16, masked training, RMSprop
 lr 2e-4 with lr_dropout 0.3, batch 4, no flips, random warp on. Every third iteration it
 retrains on the previous batch's unwarped faces, as DeepFaceLab's Quick96 does. Only the
-common options (target iteration, autobackup, preview history, precision) can be set, by
-flag or config file; nothing is asked.
+common options (target iteration, autobackup, preview history, precision, validation faces)
+and `learning_rate` (default the fixed 2e-4) can be set, by flag or config file; nothing is asked.
 """
 from __future__ import annotations
 

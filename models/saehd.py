@@ -100,7 +100,8 @@ class SAEHDModel(ModelBase):
             o[k] += o[k] % 2
         return dict(archi=o["archi"], kind=kind, resolution=res, face_type=face_type_name(face_type_from_str(o["face_type"])),
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
-                    lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
+                    lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=not o["adabelief"],
+                    lr_dropout=o["lr_dropout"] != "n",
                     lr_cos=500 if o["lr_dropout"] != "n" else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 

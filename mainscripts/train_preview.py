@@ -128,4 +128,5 @@ def render_preview(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray],
     cv2.putText(bar, f"{title}  [{PREVIEW_KINDS[state.kind]}]  Enter: save+exit  s: save  b: backup  "
                      f"p: refresh  space: next  l: loss range", (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                 (230, 230, 230), 1, cv2.LINE_AA)
-    return np.concatenate([bar, loss_plot(history, w, last=LOSS_RANGES[state.loss_range], validation=validation), header, grid], axis=0)
+    graph = loss_plot(history, w, last=LOSS_RANGES[state.loss_range], validation=validation)
+    return np.concatenate([bar, graph, header, grid], axis=0)

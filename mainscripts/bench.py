@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.set_defaults(func=bench_train)
     from mainscripts.bench_merge import register as register_merge
     register_merge(bsub)
+    from mainscripts.bench_telemetry import register as register_telemetry
+    register_telemetry(bsub)
 
 
 def bench_train(args: argparse.Namespace) -> int:

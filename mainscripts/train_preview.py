@@ -44,15 +44,19 @@ def handle_key(state: PreviewState, key: int) -> tuple[PreviewState, str | None]
 
 
 SRC_COLOUR, DST_COLOUR, AXIS_COLOUR, TEXT_COLOUR = (255, 160, 60), (0, 140, 255), (120, 120, 120), (230, 230, 230)
+VAL_SRC_COLOUR, VAL_DST_COLOUR = (255, 230, 180), (150, 210, 255)     # lighter: the held-out faces' loss
 
 
 def _text(img: np.ndarray, text: str, x: int, y: int, colour=TEXT_COLOUR) -> None:
     cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.36, colour, 1, cv2.LINE_AA)
 
 
-def loss_plot(history: list[list[float]], width: int, height: int = 120, last: int = 0) -> np.ndarray:
+def loss_plot(history: list[list[float]], width: int, height: int = 120, last: int = 0,
+              validation: list[list[float]] | None = None) -> np.ndarray:
     """src (blue) and dst (orange) loss over the last `last` iterations (0 = all), as a BGR image:
-    a title with the legend and the latest values, the loss axis on the left, iterations below."""
+    a title with the legend and the latest values, the loss axis on the left, iterations below.
+    `validation` rows ([iteration, src loss, dst loss, ...], models/validation.py) add a lighter
+    line per side with a dot at each measured iteration."""
     img = np.full((height, width, 3), 24, np.uint8)
     data = np.asarray(history[-last:] if last else history, np.float32).reshape(-1, 2)
     if len(data) < 2:
@@ -66,21 +70,33 @@ def loss_plot(history: list[list[float]], width: int, height: int = 120, last: i
     for ch, colour in ((1, DST_COLOUR), (0, SRC_COLOUR)):
         ys = bottom - np.clip(cols[:, ch] / peak, 0, 1) * (bottom - top)
         cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32).reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
+    first = len(history) - len(data) + 1
+    val = np.asarray([r[:3] for r in validation or () if r[0] >= first], np.float32).reshape(-1, 3)
+    if len(val):
+        vx = left + (val[:, 0] - first) / max(1, len(history) - first) * (right - left)
+        for ch, colour in ((2, VAL_DST_COLOUR), (1, VAL_SRC_COLOUR)):
+            vy = bottom - np.clip(val[:, ch] / peak, 0, 1) * (bottom - top)
+            pts = np.stack([vx, vy], 1).astype(np.int32)
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
+            for p in pts:
+                cv2.circle(img, (int(p[0]), int(p[1])), 2, colour, -1, cv2.LINE_AA)
     cv2.line(img, (left - 1, top), (left - 1, bottom), AXIS_COLOUR, 1)
     cv2.line(img, (left - 1, bottom + 1), (right, bottom + 1), AXIS_COLOUR, 1)
     _text(img, f"{peak:.3g}", 2, top + 8)
     _text(img, "loss", 2, (top + bottom) // 2 + 4)
     _text(img, "0", left - 10, bottom + 2)
-    first = len(history) - len(data) + 1
     _text(img, f"{first}", left, height - 2)
     _text(img, "iteration", (left + right) // 2 - 24, height - 2)
     _text(img, f"{len(history)}", right - 8 * len(str(len(history))), height - 2)
     _text(img, f"loss, {'all' if not last else f'last {last}'} iterations:", 4, 12)
     x = 4 + 9 * (20 if last else 16)
-    for name, value, colour in (("src", data[-1, 0], SRC_COLOUR), ("dst", data[-1, 1], DST_COLOUR)):
+    legend = [("src", data[-1, 0], SRC_COLOUR), ("dst", data[-1, 1], DST_COLOUR)]
+    if len(val):
+        legend += [("val src", val[-1, 1], VAL_SRC_COLOUR), ("val dst", val[-1, 2], VAL_DST_COLOUR)]
+    for name, value, colour in legend:
         cv2.line(img, (x, 8), (x + 14, 8), colour, 2)
         _text(img, f"{name} {value:.4f}", x + 18, 12, colour)
-        x += 110
+        x += 110 + 25 * name.startswith("val")
     return img
 
 
@@ -97,7 +113,7 @@ def face_grid(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray], kind
 
 
 def render_preview(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray], history: list[list[float]],
-                   state: PreviewState, title: str) -> np.ndarray:
+                   state: PreviewState, title: str, validation: list[list[float]] | None = None) -> np.ndarray:
     """The full preview image: title bar, loss graph, then the face grid."""
     grid = face_grid(src, dst, out, PREVIEW_KINDS[state.kind])
     if grid.shape[1] < MIN_WIDTH:                  # small models: enlarge so faces and text are readable
@@ -112,4 +128,5 @@ def render_preview(src: np.ndarray, dst: np.ndarray, out: dict[str, np.ndarray],
     cv2.putText(bar, f"{title}  [{PREVIEW_KINDS[state.kind]}]  Enter: save+exit  s: save  b: backup  "
                      f"p: refresh  space: next  l: loss range", (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                 (230, 230, 230), 1, cv2.LINE_AA)
-    return np.concatenate([bar, loss_plot(history, w, last=LOSS_RANGES[state.loss_range]), header, grid], axis=0)
+    graph = loss_plot(history, w, last=LOSS_RANGES[state.loss_range], validation=validation)
+    return np.concatenate([bar, graph, header, grid], axis=0)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core import interact
-from core.options import WORKERS
+from core.options import WORKERS, Option
 from core.errors import VisageError
 from core.nn.tf_backend import add_device_flags
 
@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--workers", type=WORKERS, default=0, help="sample worker processes per side (0 = auto)")
+    p.add_argument("--find-lr", nargs="?", const=100, type=Option("find_lr", int, 100, "sweep iterations", lo=20, hi=10000), metavar="ITERATIONS",
+                   help="no training: sweep the learning rate on a copy of the model (default 100 iterations), "
+                        "print the suggested learning_rate and plot it to <name>_<Model>_find_lr.png")
     p.set_defaults(func=cli)
 
 
@@ -69,6 +72,11 @@ def cli(args: argparse.Namespace) -> int:
         if not d.is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = given_options(args)
+    if args.find_lr:
+        from mainscripts.find_lr import find_lr
+        find_lr(cls, Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
+                args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, args.find_lr)
+        return 0
     window = not args.no_preview and _window_possible()
     model = cls(Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
                 args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs)
@@ -106,7 +114,7 @@ class Preview:
         from mainscripts.train_preview import render_preview
         out = self.model.preview_outputs(self.src, self.dst)
         return render_preview(self.src, self.dst, out, self.model.loss_history, self.state,
-                              f"{self.title}  iter {self.model.iter}")
+                              f"{self.title}  iter {self.model.iter}", self.model.validation_history)
 
     def refresh(self) -> None:
         img = self.image()
@@ -117,7 +125,8 @@ class Preview:
             from core.fileio import write_image
             from mainscripts.train_preview import loss_plot
             write_image(self.model.files.path("preview.jpg"), img, 92)
-            write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300))
+            write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300,
+                                                                     validation=self.model.validation_history))
 
     def history(self) -> None:
         from core.fileio import write_image
@@ -156,14 +165,17 @@ class StatusLine:
             self.open = False
 
 
-def status_line(it: int, ms: float, src: float, dst: float) -> str:
-    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]"
+def status_line(it: int, ms: float, src: float, dst: float, eta: str = "") -> str:
+    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]" + (
+        f"[ETA {eta}]" if eta else "")
 
 
 def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0) -> int:
     """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
+    from mainscripts.train_logs import TrainLogs
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
+    logs = TrainLogs(model, preview.image)
     console = StatusLine()
     history_every = 10 * max(1, model.net["resolution"] // 64)
     backup_seconds = model.options["autobackup_hour"] * 3600
@@ -177,9 +189,12 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             t0 = time.perf_counter()
             src, dst = model.train_iteration()
             ms = (time.perf_counter() - t0) * 1000
+            validation = logs.after_iteration(ms)
             now = time.monotonic()
-            keep = now - last_print > 60 or model.iter == 1
-            console.show(status_line(model.iter, ms, src, dst), keep)
+            keep = now - last_print > 60 or model.iter == 1 or validation is not None
+            console.show(status_line(model.iter, ms, src, dst, model.eta), keep)
+            if validation:
+                interact.log_info(validation)
             last_print = now if keep else last_print
             if model.iter == 1 or now - last_save > autosave_minutes * 60:
                 model.save()
@@ -217,6 +232,8 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
         return 1
     except KeyboardInterrupt:
         console.close()
+    finally:
+        logs.close()
     total = time.monotonic() - started
     share = (model.batches.wait_seconds - waited0) / total if total > 0 else 0.0
     interact.log_info(f"Saving at iteration {model.iter} (waited for samples {100 * share:.1f} % of the time)")

@@ -21,6 +21,7 @@ from core import interact
 from core.errors import VisageError
 from core.options import Option, resolve
 from models.model_files import ModelFiles, pick_model
+from models.validation import VALIDATION_OPTION
 
 COMMON_OPTIONS = (
     Option("autobackup_hour", int, 0, "Back the model up every N hours into <name>_<Model>_autobackups "
@@ -33,6 +34,7 @@ COMMON_OPTIONS = (
            "compute it natively (AVX512-BF16/AMX, NVIDIA Ampere or newer), mixed fp16 on older NVIDIA GPUs, else "
            "fp32. Weights and losses always stay fp32.",
            prompt="Precision", choices=("auto", "fp32", "bf16", "fp16")),
+    VALIDATION_OPTION,
 )
 
 
@@ -74,6 +76,9 @@ class ModelBase:
             self.is_first_run = generation is None
             self.iter: int = data.get("iter", 0)
             self.loss_history: list[list[float]] = data.get("loss_history", [])
+            self.held_out = data.get("validation")          # models/validation.py; set by make_batches
+            self.validation_history: list[list[float]] = data.get("validation_history", [])
+            self.eta = ""                                   # to target_iter, kept by mainscripts/train_logs.py
             self.saved_options(data, self.files.data_path)
             self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
             from core.nn.tf_backend import set_precision
@@ -182,7 +187,8 @@ class ModelBase:
         if opt:
             arrays["optimizer"] = opt
         self.files.save(arrays, {"model": self.CLASS_NAME, "iter": self.iter, "options": self.options,
-                                 "loss_history": self.loss_history, "saved_at": time.time()})
+                                 "loss_history": self.loss_history, "saved_at": time.time(),
+                                 "validation": self.held_out, "validation_history": self.validation_history})
         from core.fileio import atomic_write_bytes
         atomic_write_bytes(self.files.path("summary.txt"), self.summary().encode("utf-8"))
 
@@ -199,6 +205,12 @@ class ModelBase:
         self.loss_history.append([round(float(src_loss), 5), round(float(dst_loss), 5)])
         return float(src_loss), float(dst_loss)
 
+    def hold_out(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The faces of each side kept out of training (given to TrainingBatches), fixed on the first run."""
+        from models.validation import record_for
+        self.held_out = record_for(self.held_out, names, self.options["validation_faces"])
+        return self.held_out
+
     def reached_target(self) -> bool:
         return bool(self.options["target_iter"]) and self.iter >= self.options["target_iter"]
 
@@ -206,6 +218,8 @@ class ModelBase:
         width = max(len(k) for k in self.options) + 2
         lines = [f"=== Model summary: {self.files.name}_{self.CLASS_NAME} ===", f"{'iteration':>{width}} : {self.iter}",
                  f"{'devices':>{width}} : {self.devices}", f"{'precision in use':>{width}} : {self.precision}"]
+        if self.eta:
+            lines.append(f"{'eta to target':>{width}} : {self.eta}")
         lines += [f"{k:>{width}} : {v}" for k, v in self.options.items()]
         return "\n".join(lines) + "\n"
 

@@ -52,6 +52,10 @@ def check_data(data: Any) -> dict:
             isinstance(k, str) and _PART.fullmatch(k) and isinstance(v, str) and _DIGEST.fullmatch(v)
             for k, v in files.items()):
         raise VisageError("'files' is not a manifest of part files and SHA-256 digests")
+    from models.validation import check_history, check_record
+    if data.get("validation") is not None:
+        data["validation"] = check_record(data["validation"])
+    check_history(data.get("validation_history", []))
     return data
 
 

@@ -3,14 +3,14 @@
 Fixed: resolution 96, full_face, archi df-ud, dims 128/64/64/16, masked training, RMSprop
 lr 2e-4 with lr_dropout 0.3, batch 4, no flips, random warp on. Every third iteration it
 retrains on the previous batch's unwarped faces, as DeepFaceLab's Quick96 does. Only the
-common options (target iteration, autobackup, preview history, precision) can be set, by
-flag or config file; nothing is asked.
+common options (target iteration, autobackup, preview history, precision, validation faces)
+and `learning_rate` (default the fixed 2e-4) can be set, by flag or config file; nothing is asked.
 """
 from __future__ import annotations
 
 from core.options import Option
 from models.model_base import COMMON_OPTIONS
-from models.saehd import SAEHDModel
+from models.saehd import SAEHDModel, learning_rate_option
 
 FIXED = dict(batch_size=4, random_warp=True, random_src_flip=False, random_dst_flip=False, masked_training=True,
              eyes_mouth_prio=False, blur_out_mask=False, uniform_yaw=False, ct_mode="none", random_hsv_power=0.0,
@@ -24,13 +24,13 @@ class Quick96Model(SAEHDModel):
 
     @classmethod
     def option_schema(cls) -> list[Option]:
-        return list(COMMON_OPTIONS)
+        return list(COMMON_OPTIONS) + [learning_rate_option(cls.LEARNING_RATE)]
 
     @classmethod
     def settings_from_options(cls, o: dict) -> dict:
         o.update(FIXED)
         return dict(archi="df-ud", kind="df", resolution=96, face_type="full_face", ae_dims=128, e_dims=64,
-                    d_dims=64, d_mask_dims=16, lr=cls.LEARNING_RATE, rmsprop=True, lr_dropout=True, lr_cos=0,
+                    d_dims=64, d_mask_dims=16, lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=True, lr_dropout=True, lr_cos=0,
                     opt_on_cpu=False)
 
     def train_step(self, batch) -> tuple[float, float]:

@@ -58,6 +58,13 @@ SAEHD_OPTIONS = (
            "small speed cost.", prompt="Enable gradient clipping"),
 )
 
+def learning_rate_option(default: float) -> Option:
+    """One declaration of the option; each model gives its own default (DeepFaceLab's hidden constant)."""
+    return Option("learning_rate", float, default, f"Optimizer learning rate (DeepFaceLab's fixed {default:g}). "
+                  "`train --find-lr` suggests one for this model and faceset.", prompt="Learning rate",
+                  lo=1e-7, hi=1e-2)
+
+
 class SAEHDModel(ModelBase):
     CLASS_NAME = "SAEHD"
     LEARNING_RATE = 5e-5
@@ -69,7 +76,7 @@ class SAEHDModel(ModelBase):
     @classmethod
     def option_schema(cls) -> list[Option]:
         common = list(COMMON_OPTIONS)
-        return common[:3] + cls.model_options() + common[3:]
+        return common[:3] + cls.model_options() + [learning_rate_option(cls.LEARNING_RATE)] + common[3:]
 
     # --- network ---------------------------------------------------------------------------
     def network_settings(self) -> dict:
@@ -93,7 +100,8 @@ class SAEHDModel(ModelBase):
             o[k] += o[k] % 2
         return dict(archi=o["archi"], kind=kind, resolution=res, face_type=face_type_name(face_type_from_str(o["face_type"])),
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
-                    lr=cls.LEARNING_RATE, rmsprop=not o["adabelief"], lr_dropout=o["lr_dropout"] != "n",
+                    lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=not o["adabelief"],
+                    lr_dropout=o["lr_dropout"] != "n",
                     lr_cos=500 if o["lr_dropout"] != "n" else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 
@@ -159,7 +167,7 @@ class SAEHDModel(ModelBase):
         from samplelib.generator import TrainingBatches
         return TrainingBatches(self.face_dirs["src"], self.face_dirs["dst"], self.sample_config("src"),
                                self.sample_config("dst"), self.options.get("batch_size", 4), workers=self.workers,
-                               uniform_yaw=self.options.get("uniform_yaw", False))
+                               uniform_yaw=self.options.get("uniform_yaw", False), held_out=self.hold_out)
 
     # --- losses ----------------------------------------------------------------------------
     def side_loss(self, target, mask, em_mask, pred, pred_mask):

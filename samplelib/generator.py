@@ -121,6 +121,21 @@ def _worker_main(spec: _WorkerSpec, wid: int, slots: list, free_q: mp.Queue, rea
         ready_q.put(("error", "sample worker crashed:\n" + traceback.format_exc()))
 
 
+def face_name(sample: Sample) -> str:
+    """A face's file name: what data.json records of held-out faces (the same in a faceset.pak)."""
+    return Path(sample.path).name
+
+
+def _clean_side(samples: list[Sample], cfg: SampleConfig) -> SideBatch:
+    """These faces cropped as for training but not augmented, made in the calling process."""
+    clean = replace(cfg, ct_mode="none", random_hsv_power=0.0)
+    outs = []
+    for sample in samples:
+        image, xseg = load_image(sample, decode_reduction(sample, clean))
+        outs.append(process_sample(sample, image, clean, np.random.default_rng(0), xseg_png=xseg, augment=False))
+    return SideBatch(*(np.stack(a) for a in zip(*outs)))
+
+
 def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
@@ -130,7 +145,10 @@ class TrainingBatches:
 
     def __init__(self, src_dir: str | Path, dst_dir: str | Path, cfg_src: SampleConfig, cfg_dst: SampleConfig,
                  batch_size: int, workers: int = 0, seed: int | None = None, uniform_yaw: bool = False,
-                 prefetch: int = 4) -> None:
+                 prefetch: int = 4, held_out: Callable[[dict[str, list[str]]], dict[str, list[str]]] | None = None
+                 ) -> None:
+        """`held_out` gets each side's face names and returns those to keep out of training
+        (models/validation.py); they go to `validation_samples` and never reach a worker."""
         if batch_size < 1:
             raise VisageError(f"batch size must be at least 1, got {batch_size}")
         self.src_samples = load_samples(src_dir)
@@ -138,6 +156,10 @@ class TrainingBatches:
         for samples, cfg in ((self.src_samples, cfg_src), (self.dst_samples, cfg_dst)):
             for s in samples:
                 check_face_type(s, cfg.face_type)
+        self.validation_samples: dict[str, list[Sample]] = {"src": [], "dst": []}
+        if held_out is not None:
+            self._hold_out(held_out({"src": [face_name(s) for s in self.src_samples],
+                                     "dst": [face_name(s) for s in self.dst_samples]}))
         self.cfg_src, self.cfg_dst = cfg_src, cfg_dst
         self.batch_size = batch_size
         self.workers = workers if workers > 0 else default_workers()
@@ -145,6 +167,7 @@ class TrainingBatches:
         self.batches = 0
         self._closed = False
         self._procs: dict[str, list[mp.Process]] = {"src": [], "dst": []}
+        self.specs: dict[str, list[_WorkerSpec]] = {"src": [], "dst": []}   # what each worker was started with
         self._views: dict[str, list[list[SideBatch]]] = {"src": [], "dst": []}
         self._free: dict[str, list[mp.Queue]] = {"src": [], "dst": []}
         ctx = mp.get_context("spawn")
@@ -167,12 +190,30 @@ class TrainingBatches:
                                     args=(spec, w, slots, free, self._ready[side], self._stop))
                     p.start()
                     self._procs[side].append(p)
+                    self.specs[side].append(spec)
                     self._free[side].append(free)
                     self._views[side].append([_slot_views(np.frombuffer(s, np.float32), batch_size,
                                                           cfg.resolution) for s in slots])
         except BaseException:
             self.close()
             raise
+
+    def _hold_out(self, names: dict[str, list[str]]) -> None:
+        for side in ("src", "dst"):
+            out = set(names.get(side, ()))
+            samples = getattr(self, f"{side}_samples")
+            self.validation_samples[side] = [s for s in samples if face_name(s) in out]
+            keep = [s for s in samples if face_name(s) not in out]
+            if not keep:
+                raise VisageError(f"every {side} face is held out for validation; add faces or lower validation_faces")
+            setattr(self, f"{side}_samples", keep)
+
+    def validation_batch(self) -> Batch | None:
+        """The held-out faces of both sides, not augmented (targets only); None when a side has none."""
+        v = self.validation_samples
+        if not v["src"] or not v["dst"]:
+            return None
+        return Batch(_clean_side(v["src"], self.cfg_src), _clean_side(v["dst"], self.cfg_dst))
 
     def _get(self, side: str, reuse: SideBatch | None) -> SideBatch:
         """Copy the next ready batch of `side` out of its shared slot and hand the slot back."""
@@ -234,17 +275,12 @@ class TrainingBatches:
         """
         if n < 1:
             raise VisageError(f"preview needs at least one face, got n={n}")
-        def side(samples: list[Sample], cfg: SampleConfig) -> SideBatch:
+        def pick(samples: list[Sample]) -> list[Sample]:
             idx = np.linspace(0, len(samples) - 1, n).round().astype(int) if len(samples) >= n \
                 else np.arange(n) % len(samples)
-            clean = replace(cfg, ct_mode="none", random_hsv_power=0.0)
-            outs = []
-            for i in idx:
-                image, xseg = load_image(samples[i], decode_reduction(samples[i], clean))
-                outs.append(process_sample(samples[i], image, clean, np.random.default_rng(0),
-                                           xseg_png=xseg, augment=False))
-            return SideBatch(*(np.stack(a) for a in zip(*outs)))
-        return Batch(side(self.src_samples, self.cfg_src), side(self.dst_samples, self.cfg_dst))
+            return [samples[i] for i in idx]
+        return Batch(_clean_side(pick(self.src_samples), self.cfg_src),
+                     _clean_side(pick(self.dst_samples), self.cfg_dst))
 
     @property
     def processes(self) -> list[mp.Process]:

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_options_epilog())
     p.add_argument("--training-data-src-dir", required=True, help="src aligned faces, e.g. workspace/data_src/aligned")
     p.add_argument("--training-data-dst-dir", required=True, help="dst aligned faces")
+    p.add_argument("--pretraining-data-dir", help="aligned faces of many people, used instead of src and dst "
+                   "while the model option pretrain is on")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
     p.add_argument("--model", required=True, choices=list(MODELS), help="which model to train")
     p.add_argument("--force-model-name", help="use (or create) this model without the picker")
@@ -61,14 +63,15 @@ def _options_epilog() -> str:
 def cli(args: argparse.Namespace) -> int:
     from core.options import load_config, parse_opt_flags
     from models import model_class
-    for d in (args.training_data_src_dir, args.training_data_dst_dir):
-        if not Path(d).is_dir():
+    for d in (args.training_data_src_dir, args.training_data_dst_dir, args.pretraining_data_dir):
+        if d is not None and not Path(d).is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = {**load_config(args.config), **parse_opt_flags(args.opt)}
     window = not args.no_preview and _window_possible()
     model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
                                     Path(args.training_data_dst_dir), args.force_model_name, given,
-                                    args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs)
+                                    args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs,
+                                    pretraining_dir=args.pretraining_data_dir)
     try:
         interact.log_info(model.summary())
         return train(model, window=window)

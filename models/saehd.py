@@ -157,13 +157,14 @@ class SAEHDModel(ModelBase):
         # random warp) and back does not orphan its moments; the step updates the trainable ones
         every = [v for n in part_names(s["kind"]) for v in self.parts[n].trainable_variables]
         trainable = [v for n in trainable_parts(s["kind"], o.get("random_warp", True)) for v in self.parts[n].trainable_variables]
-        self.optimizer, self._step = self._optimizer_and_step("src_dst", every, trainable, self.losses)
+        self.optimizer, self._scaled_optimizer, self._step = self._optimizer_and_step("src_dst", every, trainable,
+                                                                                     self.losses)
         self._d_steps = []
         for part, opt_name, loss in (("GAN", "GAN_opt", self.gan_d_loss), ("code_discriminator", "D_code_opt",
                                                                           self.code_d_loss)):
             if part in self.parts:
                 variables = self.parts[part].trainable_variables
-                opt, step = self._optimizer_and_step(opt_name, variables, variables, loss)
+                opt, _, step = self._optimizer_and_step(opt_name, variables, variables, loss)
                 self._d_steps.append((opt_name, opt, step))
 
     def _adversarial_parts(self) -> None:
@@ -181,7 +182,8 @@ class SAEHDModel(ModelBase):
                                                                       int(code_shape[-1]))
 
     def _optimizer_and_step(self, name: str, variables: list, trainable: list, loss_fn):
-        """DFL's optimizer for one set of parts (same class, lr, dropout, clipping for all) and its step."""
+        """DFL's optimizer for one set of parts (same class, lr, dropout, clipping for all), its fp16 loss-scaling
+        wrapper (None in other precisions) and its compiled step."""
         from core.nn import optimizers
         from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
         s = self.net
@@ -194,13 +196,14 @@ class SAEHDModel(ModelBase):
             opt.build(variables)
             # fp16 gradients underflow without loss scaling; the scale itself is not saved
             # (it re-adapts in a few steps), so a model can switch precision between runs
-            stepper = opt
+            scaled = None
             if self.precision == "fp16":
                 import keras
-                stepper = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
-                stepper.build(variables)
+                scaled = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
+                scaled.build(variables)
         # an optimizer kept on the CPU beside GPU weights cannot be one XLA cluster
-        return opt, make_train_step(loss_fn, stepper, trainable, fuse_update=not (s["opt_on_cpu"] and has_gpu()))
+        return opt, scaled, make_train_step(loss_fn, scaled or opt, trainable,
+                                            fuse_update=not (s["opt_on_cpu"] and has_gpu()))
 
     def optimizer_parts(self) -> dict:
         return {"optimizer": self.optimizer, **{name: opt for name, opt, _ in self._d_steps}}

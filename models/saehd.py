@@ -307,7 +307,7 @@ class SAEHDModel(ModelBase):
         import keras.ops as K
         from core.nn.archis import forward
         ws, ts, ms, ems, wd, td, md, emd = batch
-        out = forward(self.net["kind"], self.parts, ws, wd, training=True)
+        out = forward(self.net["kind"], self.parts, ws, wd, training=True, with_codes=True)
         src = self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]) + self.style_losses(out, ms, td)
         dst = self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"])
         src, dst = K.mean(src), K.mean(dst)
@@ -330,7 +330,7 @@ class SAEHDModel(ModelBase):
         import keras.ops as K
         from core.nn.archis import forward
         from core.nn.discriminators import logistic_loss
-        out = forward(self.net["kind"], self.parts, batch[0], batch[4], training=True)
+        out = forward(self.net["kind"], self.parts, batch[0], batch[4], training=True, with_codes=True)
         d = self.parts["code_discriminator"]
         loss = (logistic_loss(1.0, d(K.stop_gradient(out["code_dst"]))) +
                 logistic_loss(0.0, d(K.stop_gradient(out["code_src"])))) * 0.5
@@ -348,7 +348,7 @@ class SAEHDModel(ModelBase):
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         from core.nn.archis import forward
         out = forward(self.net["kind"], self.parts, src, dst, training=False)
-        return {k: np.asarray(v.numpy(), np.float32) for k, v in out.items() if k.startswith("pred_")}
+        return {k: np.asarray(v.numpy(), np.float32) for k, v in out.items()}
 
 
 def batch_tuple(batch) -> tuple:

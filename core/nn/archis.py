@@ -175,15 +175,15 @@ def _split(x: Any, n: int) -> list[Any]:
 
 
 def forward(archi_type: str, parts: Parts, src: Any, dst: Any,
-            training: bool = True) -> dict[str, Any]:
+            training: bool = True, with_codes: bool = False) -> dict[str, Any]:
     """Training forward pass: reconstructions of both sides plus the swap.
 
     src and dst go through the shared encoder as one concatenated batch (same result as
     separate calls, fewer and larger kernels). The swap gets its own decoder call: the
     losses do not use it, so a tf.function train step that does not return it prunes it,
     and one that returns it for the preview pays only its forward pass, not a backward one.
-    Images are NHWC float32 in [0, 1]; masks NHWC float32 with one channel. The decoder
-    inputs come back too (code_src, code_dst, code_src_dst): the true-face discriminator
+    Images are NHWC float32 in [0, 1]; masks NHWC float32 with one channel. `with_codes`
+    adds the decoder inputs (code_src, code_dst, code_src_dst): the true-face discriminator
     judges them and the face style loss decodes the swap code without its gradient.
     """
     n = ops.shape(src)[0]
@@ -206,10 +206,12 @@ def forward(archi_type: str, parts: Parts, src: Any, dst: Any,
         src_dst, src_dstm = parts["decoder"](codes[2], training=training)
     else:
         raise ValueError(f"archi type {archi_type!r}: expected 'df' or 'liae'")
-    return {"pred_src_src": src_src, "pred_src_srcm": src_srcm,
-            "pred_dst_dst": dst_dst, "pred_dst_dstm": dst_dstm,
-            "pred_src_dst": src_dst, "pred_src_dstm": src_dstm,
-            "code_src": codes[0], "code_dst": codes[1], "code_src_dst": codes[2]}
+    out = {"pred_src_src": src_src, "pred_src_srcm": src_srcm,
+           "pred_dst_dst": dst_dst, "pred_dst_dstm": dst_dstm,
+           "pred_src_dst": src_dst, "pred_src_dstm": src_dstm}
+    if with_codes:
+        out.update(code_src=codes[0], code_dst=codes[1], code_src_dst=codes[2])
+    return out
 
 
 def swap_decoder(archi_type: str, parts: Parts) -> keras.Model:

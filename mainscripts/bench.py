@@ -19,6 +19,7 @@ from core.bounded import FACE_SIZE, FRAME_COUNT, REPEATS, WORKERS, Bounded
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     from core.facelib.face_type import spellings_help
+    from models import model_names
     p = sub.add_parser("bench", parents=[parent], help="measure pipeline throughput")
     bsub = p.add_subparsers(dest="bench_command", required=True)
     e = bsub.add_parser("extract", help="frames/s of face extraction, per stage")
@@ -33,8 +34,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--landmarks", choices=("mesh", "ibug68"), default="mesh", help="as extract --landmarks")
     e.set_defaults(func=bench_extract)
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
-    t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
-                   help="model(s) to measure (default both)")
+    t.add_argument("--model", action="append", choices=model_names(swaps_faces=True),
+                   help="model(s) to measure (default all that swap faces)")
     t.add_argument("--batch-size", type=Bounded(int, 1, 256), action="append", help="batch size(s) (default 4 and 8)")
     t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
                    help="precision(s) (default fp32 and bf16)")

@@ -31,6 +31,7 @@ MODEL_NAME = "bench"
 
 
 def register(bsub: argparse._SubParsersAction) -> None:
+    from models import model_names
     m = bsub.add_parser("merge", help="frames/s of batch merge at the dst resolution, per stage")
     m.add_argument("--clip", default="single_face.mp4",
                    help="dst: a video file, or the name of a sample clip (default: the 640x360 sample)")
@@ -41,7 +42,7 @@ def register(bsub: argparse._SubParsersAction) -> None:
                    help="merger option over the bench's mode=overlay mask_mode=dst color_transfer_mode=rct, "
                         "e.g. --opt mode=seamless")
     m.add_argument("--model-dir", help="bench this trained model instead of training a throw-away Quick96")
-    m.add_argument("--model", choices=["Quick96", "SAEHD"], default="Quick96",
+    m.add_argument("--model", choices=model_names(swaps_faces=True), default="Quick96",
                    help="the model class in --model-dir (default Quick96)")
     m.add_argument("--force-model-name", help="with --model-dir: the model's name when several are saved")
     m.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",

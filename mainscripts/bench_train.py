@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from core.options import parse_opt_flags
     from core.nn.tf_backend import forward_flops
     from models import model_class
-    models = args.model or ["Quick96", "SAEHD"]
+    from models import model_names
+    models = args.model or model_names(swaps_faces=True)
     batches = args.batch_size or [4, 8]
     precisions = args.precision or ["fp32", "bf16"]
     saehd_opts = {**SAEHD_BENCH, **parse_opt_flags(args.opt)}

@@ -28,6 +28,7 @@ THUMB = 112
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from models import model_names
     p = sub.add_parser("evaluate", parents=[parent], help="measure a merged swap: identity, expression and pose, "
                        "flicker and jitter, sharpness, seam (evaluate.json + evaluate.png)",
                        description="Measure merged frames against the dst frames they came from and the src faces. "
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--output-dir", help="folder for evaluate.json and evaluate.png (default: the merged folder's "
                    "parent, or the folder above it when that holds the dst frames, e.g. workspace/)")
     p.add_argument("--model-dir", help="also measure the model's src -> src reconstruction (SSIM, PSNR)")
-    p.add_argument("--model", choices=["SAEHD", "Quick96"], help="model in --model-dir (default: the only one there)")
+    p.add_argument("--model", choices=model_names(swaps_faces=True), help="model in --model-dir (default: the only one there)")
     p.add_argument("--force-model-name", help="model name in --model-dir, when it holds several")
     p.add_argument("--holdout-dir", help="src faces the model never trained on, for the reconstruction figures "
                    "(default: --src-aligned-dir, i.e. training faces)")
@@ -184,14 +185,14 @@ def _output_dir(given, merged_dir: Path, dst_dir: Path) -> Path:
 
 
 def _model_class(model_dir: Path, model: str | None) -> str:
-    from models import MODELS
+    from models import model_names
     from models.model_files import list_models
     if model:
         return model
-    found = [m for m in MODELS if model_dir.is_dir() and list_models(model_dir, m)]
+    found = [m for m in model_names(swaps_faces=True) if model_dir.is_dir() and list_models(model_dir, m)]
     if len(found) != 1:
         raise VisageError(f"{'no trained model' if not found else 'several model kinds'} in {model_dir}; "
-                          f"pass --model {' or '.join(found or MODELS)}")
+                          f"pass --model {' or '.join(found or model_names(swaps_faces=True))}")
     return found[0]
 
 

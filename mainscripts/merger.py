@@ -24,14 +24,14 @@ PREDICT_FRAMES = 8                  # frames whose faces go through the model in
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    from models import MODELS
+    from models import model_names
     p = sub.add_parser("merge", parents=[parent], help="merge: swap the dst faces through a trained model")
     p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
     p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
     p.add_argument("--output-mask-dir", help="merge masks (default: <output-dir>_mask)")
     p.add_argument("--aligned-dir", help="dst aligned faces (default: <input-dir>/aligned)")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
-    p.add_argument("--model", required=True, choices=list(MODELS), help="the model's class (its files in --model-dir)")
+    p.add_argument("--model", required=True, choices=model_names(swaps_faces=True), help="the model's class (its files in --model-dir)")
     p.add_argument("--force-model-name", help="use this model without the picker")
     add_device_flags(p, "run the model")
     p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")

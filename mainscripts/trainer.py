@@ -1,4 +1,4 @@
-"""`train`: DeepFaceLab's trainer loop for Quick96 and SAEHD.
+"""`train`: DeepFaceLab's trainer loop for every model in models.MODELS.
 
 Console line `[HH:MM:SS][#000123][0456ms][0.1234][0.2345]` (iteration, ms for it, src and
 dst loss); autosave every 25 minutes, at iteration 1 and on exit; autobackup every N hours;
@@ -24,10 +24,11 @@ PREVIEW_FILE_SECONDS = 60
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     from models import MODELS
-    p = sub.add_parser("train", parents=[parent], help="train a model (SAEHD, Quick96)",
+    p = sub.add_parser("train", parents=[parent], help=f"train a model ({', '.join(MODELS)})",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_options_epilog())
-    p.add_argument("--training-data-src-dir", required=True, help="src aligned faces, e.g. workspace/data_src/aligned")
-    p.add_argument("--training-data-dst-dir", required=True, help="dst aligned faces")
+    p.add_argument("--training-data-src-dir", help="src aligned faces, e.g. workspace/data_src/aligned "
+                   "(for the models that train on src faces)")
+    p.add_argument("--training-data-dst-dir", help="dst aligned faces (for the models that train on dst faces)")
     p.add_argument("--pretraining-data-dir", help="aligned faces of many people, used instead of src and dst "
                    "while the model option pretrain is on")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
@@ -63,15 +64,16 @@ def _options_epilog() -> str:
 def cli(args: argparse.Namespace) -> int:
     from core.options import load_config, parse_opt_flags
     from models import model_class
-    for d in (args.training_data_src_dir, args.training_data_dst_dir, args.pretraining_data_dir):
-        if d is not None and not Path(d).is_dir():
+    cls = model_class(args.model)
+    face_dirs = cls.face_sets_given({"src": args.training_data_src_dir, "dst": args.training_data_dst_dir})
+    pretraining = Path(args.pretraining_data_dir) if args.pretraining_data_dir else None
+    for d in (*face_dirs.values(), *([pretraining] if pretraining else [])):
+        if not d.is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = {**load_config(args.config), **parse_opt_flags(args.opt)}
     window = not args.no_preview and _window_possible()
-    model = model_class(args.model)(Path(args.model_dir), Path(args.training_data_src_dir),
-                                    Path(args.training_data_dst_dir), args.force_model_name, given,
-                                    args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs,
-                                    pretraining_dir=args.pretraining_data_dir)
+    model = cls(Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
+                args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, pretraining_dir=pretraining)
     try:
         interact.log_info(model.summary())
         return train(model, window=window)

@@ -1,4 +1,8 @@
-"""Trainable models, found by name (DeepFaceLab's --model values)."""
+"""Trainable models, found by name (DeepFaceLab's --model values).
+
+The one list of models: every command's --model choices, the trainer's help, bench and the
+merger read it from here (`MODELS`, `model_names()`).
+"""
 from __future__ import annotations
 
 MODELS = {"SAEHD": "models.saehd:SAEHDModel", "Quick96": "models.quick96:Quick96Model"}
@@ -12,3 +16,8 @@ def model_class(name: str):
         raise VisageError(f"unknown model {name}; choose one of {', '.join(MODELS)}")
     module, cls = MODELS[key].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def model_names(swaps_faces: bool = False) -> list[str]:
+    """The registered models; with `swaps_faces`, only those merge and export can use (not XSeg)."""
+    return [n for n in MODELS if not swaps_faces or model_class(n).SWAPS_FACES]

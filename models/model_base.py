@@ -1,9 +1,13 @@
 """ModelBase: what every trainable model shares — options, files, saves, backups, previews.
 
-A model subclass declares its option schema and implements `build()` (network parts,
-optimizer, sample configs), `losses(batch)` and `preview_outputs(src, dst)`. Everything
-about choosing a model, asking or taking options, loading and saving weights, loss
-history, autobackups and preview images is here, once.
+A model subclass declares its option schema and the face sets it trains on (`FACE_SETS`),
+and implements `build_parts(options)` (its networks, one weights file each), `build()`
+(optimizer, train step), `make_batches()`, `train_step(batch)`, `preview_outputs(src, dst)`
+and `build_inference(options, parts)`: the graph merge and export use. Everything about
+choosing a model, asking or taking options, loading and saving weights, loss history,
+autobackups and preview images is here, once; the predictor and `exportdfm` rebuild a saved
+model from its options and weights through the same two class methods, so a new model plugs
+in without touching them.
 """
 from __future__ import annotations
 
@@ -32,18 +36,36 @@ COMMON_OPTIONS = (
 )
 
 
+# The inference graph's names and order, DeepFaceLab's (DeepFaceLive reads them from a .dfm):
+# in_face (N, res, res, 3) BGR float 0..1 -> dst face mask, predicted (celeb) face, its mask.
+INFERENCE_INPUT = "in_face"
+INFERENCE_OUTPUTS = ("out_face_mask", "out_celeb_face", "out_celeb_face_mask")
+
+
+def inference_model(inputs, face_mask, celeb_face, celeb_face_mask):
+    """A functional keras.Model with DeepFaceLab's output names and order (INFERENCE_OUTPUTS);
+    `inputs`: the `in_face` tensor, or a list of it and the model's own inputs."""
+    import keras
+    outs = [keras.layers.Identity(dtype="float32", name=n)(t)       # float32 out under mixed precision too
+            for n, t in zip(INFERENCE_OUTPUTS, (face_mask, celeb_face, celeb_face_mask))]
+    return keras.Model(inputs, outs, name="inference")
+
+
 class ModelBase:
     CLASS_NAME = ""
+    SWAPS_FACES = True             # merge and export use its inference graph (a mask model would not)
+    FACE_SETS: tuple[str, ...] = ("src", "dst")   # the aligned-face folders training reads, by role
     ASKS_OPTIONS = True            # Quick96 asks nothing, like DeepFaceLab's
     PREVIEW_EVERY = 10             # iterations between history previews (scaled by resolution)
     extra_losses: tuple[float, ...] = ()   # the last step's discriminator losses: loss_history columns 3 and on
 
-    def __init__(self, model_dir: Path, src_dir: Path, dst_dir: Path, force_name: str | None = None,
+    def __init__(self, model_dir: Path, src_dir: Path | None = None, dst_dir: Path | None = None,
+                 force_name: str | None = None,
                  given: dict[str, Any] | None = None, silent_start: bool = False, cpu_only: bool = False,
                  workers: int = 0, gpu_idxs: list[int] | None = None, pretraining_dir: Path | None = None):
         from core.nn.tf_backend import select_devices
         self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive())
-        self.src_dir, self.dst_dir, self.workers = Path(src_dir), Path(dst_dir), workers
+        self.face_dirs, self.workers = self.face_sets_given({"src": src_dir, "dst": dst_dir}), workers
         self.pretraining_dir = Path(pretraining_dir) if pretraining_dir else None
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
         self.files = ModelFiles(Path(model_dir), name, self.CLASS_NAME)
@@ -88,7 +110,38 @@ class ModelBase:
             self.is_first_run or interact.input_in_time("Press enter in 2 seconds to override model settings.", 2))
         return resolve(self.option_schema(), given, saved, ask=ask)
 
+    @classmethod
+    def face_sets_given(cls, given: dict[str, Path | None]) -> dict[str, Path]:
+        """The folders of the face sets this model reads (FACE_SETS); one line naming a missing one."""
+        missing = [role for role in cls.FACE_SETS if not given.get(role)]
+        if missing:
+            raise VisageError(f"{cls.CLASS_NAME} trains on {' and '.join(cls.FACE_SETS)} faces: give "
+                              + " and ".join(f"--training-data-{role}-dir" for role in missing))
+        return {role: Path(given[role]) for role in cls.FACE_SETS}
+
     # --- subclass hooks ------------------------------------------------------------------
+    @classmethod
+    def build_parts(cls, options: dict[str, Any]) -> dict:
+        """The model's networks (name -> keras.Model), fresh; each saves to its own weights file."""
+        raise NotImplementedError
+
+    @classmethod
+    def face_crop(cls, options: dict[str, Any]) -> tuple[int, str]:
+        """(resolution, face type name) of the face crops the model reads, from its options."""
+        raise NotImplementedError
+
+    @classmethod
+    def build_inference(cls, options: dict[str, Any], parts: dict):
+        """The swap graph from the parts: a keras.Model from `in_face` (and any model input such as
+        AMP's `morph_value`) to INFERENCE_OUTPUTS, used by the merger's predictor and by export."""
+        raise NotImplementedError
+
+    @classmethod
+    def export(cls, options: dict[str, Any], parts: dict, path: Path, quantize: bool = False) -> None:
+        """Write the inference graph as one ONNX file (a DeepFaceLab .dfm is exactly that), atomically."""
+        from models.onnx_export import export_onnx
+        export_onnx(cls.build_inference(options, parts), Path(path), quantize, graph_name=cls.CLASS_NAME)
+
     def build(self) -> None:
         raise NotImplementedError
 

@@ -141,17 +141,33 @@ class SAEHDModel(ModelBase):
                     lr_cos=500 if lr_dropout else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 
+    @classmethod
+    def build_parts(cls, options: dict) -> dict:
+        from core.nn.archis import build_parts
+        s = cls.settings_from_options(options)
+        return build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
+
+    @classmethod
+    def face_crop(cls, options: dict) -> tuple[int, str]:
+        s = cls.settings_from_options(dict(options))
+        return s["resolution"], s["face_type"]
+
+    @classmethod
+    def build_inference(cls, options: dict, parts: dict):
+        s = cls.settings_from_options(dict(options))
+        return swap_graph(s["kind"], parts, s["resolution"])
+
     def training_options(self) -> dict:
         """The options as training uses them: pretraining overrides DeepFaceLab's list (PRETRAIN_FORCES)."""
         return {**self.options, **PRETRAIN_FORCES} if self.options.get("pretrain") else dict(self.options)
 
     def build(self) -> None:
-        from core.nn.archis import build_parts, part_names, trainable_parts
+        from core.nn.archis import part_names, trainable_parts
         s = self.net = self.network_settings()
         o = self.train_opts = self.training_options()
         if o.get("pretrain"):
             interact.log_info("Pretraining: " + ", ".join(f"{k} {v}" for k, v in PRETRAIN_FORCES.items()))
-        self.parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
+        self.parts = self.build_parts(self.options)
         self._adversarial_parts()
         # the optimizer keeps state for every part (DFL), so freezing inter_AB (liae without
         # random warp) and back does not orphan its moments; the step updates the trainable ones
@@ -231,7 +247,7 @@ class SAEHDModel(ModelBase):
 
     def make_batches(self):
         from samplelib.generator import TrainingBatches
-        src, dst = self.src_dir, self.dst_dir
+        src, dst = self.face_dirs["src"], self.face_dirs["dst"]
         if self.train_opts.get("pretrain"):
             if self.pretraining_dir is None or not self.pretraining_dir.is_dir():
                 raise VisageError("pretrain is on but no pretraining faceset was given: pass --pretraining-data-dir "
@@ -354,3 +370,21 @@ class SAEHDModel(ModelBase):
 def batch_tuple(batch) -> tuple:
     s, d = batch.src, batch.dst
     return (s.warped, s.target, s.mask, s.em_mask, d.warped, d.target, d.mask, d.em_mask)
+
+
+def swap_graph(kind: str, parts: dict, resolution: int):
+    """DeepFaceLab's swap as an inference model: DF decodes the dst code with decoder_src; LIAE
+    decodes concat(AB, AB) for the face and concat(B, AB), the dst reconstruction, for the dst mask."""
+    import keras
+    from models.model_base import INFERENCE_INPUT, inference_model
+    face = keras.Input((resolution, resolution, 3), name=INFERENCE_INPUT)
+    code = parts["encoder"](face)
+    if kind == "df":
+        z = parts["inter"](code)
+        celeb, celeb_mask = parts["decoder_src"](z)
+        _, dst_mask = parts["decoder_dst"](z)
+    else:
+        ab, b = parts["inter_AB"](code), parts["inter_B"](code)
+        celeb, celeb_mask = parts["decoder"](keras.layers.Concatenate(name="src_dst_code")([ab, ab]))
+        _, dst_mask = parts["decoder"](keras.layers.Concatenate(name="dst_code")([b, ab]))
+    return inference_model(face, dst_mask, celeb, celeb_mask)

@@ -18,6 +18,13 @@ from core.nn.layers import DepthToSpace, Downscale, PixelNorm, ResidualBlock, Up
 
 RES = 32
 DIMS = dict(ae_dims=16, e_dims=8, d_dims=8, d_mask_dims=8)
+
+
+def swap(kind, parts, dst):
+    """The merger's path (SAEHD's inference graph) as (pred_src_dst, pred_src_dstm, pred_dst_dstm)."""
+    from models.saehd import swap_graph
+    dst_mask, face, face_mask = swap_graph(kind, parts, RES)(dst)
+    return face, face_mask, dst_mask
 # Keras' own h5 loader trips numpy 2's __array__(copy=...) deprecation; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy")
 
@@ -138,7 +145,7 @@ def test_swap_matches_training_forward(kind):
     parts = archis.build_parts(f"{kind}-ud", RES, **DIMS)
     src, dst = smooth_images(2, seed=5), smooth_images(2, seed=6)
     out = archis.forward(kind, parts, src, dst)
-    src_dst, src_dstm, dst_dstm = archis.swap(kind, parts, dst)
+    src_dst, src_dstm, dst_dstm = swap(kind, parts, dst)
     np.testing.assert_allclose(np.asarray(src_dst), np.asarray(out["pred_src_dst"]), atol=1e-5)
     np.testing.assert_allclose(np.asarray(src_dstm), np.asarray(out["pred_src_dstm"]), atol=1e-5)
     np.testing.assert_allclose(np.asarray(dst_dstm), np.asarray(out["pred_dst_dstm"]), atol=1e-5)
@@ -148,7 +155,7 @@ def test_df_swap_uses_decoder_src():
     parts = archis.build_parts("df", RES, **DIMS)
     dst = smooth_images(2, seed=7)
     z = parts["inter"](parts["encoder"](dst))
-    src_dst, src_dstm, dst_dstm = archis.swap("df", parts, dst)
+    src_dst, src_dstm, dst_dstm = swap("df", parts, dst)
     expected_rgb, expected_m = parts["decoder_src"](z)
     np.testing.assert_allclose(np.asarray(src_dst), np.asarray(expected_rgb), atol=1e-6)
     np.testing.assert_allclose(np.asarray(src_dstm), np.asarray(expected_m), atol=1e-6)
@@ -157,7 +164,7 @@ def test_df_swap_uses_decoder_src():
     before = np.asarray(src_dst)
     for v in parts["decoder_dst"].weights:             # the dst decoder plays no part
         v.assign(np.zeros(v.shape, np.float32))
-    np.testing.assert_allclose(np.asarray(archis.swap("df", parts, dst)[0]), before, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(swap("df", parts, dst)[0]), before, atol=1e-6)
 
 
 def test_trainable_parts():
@@ -324,7 +331,7 @@ def test_parts_under_mixed_bfloat16(bf16_policy, archi):
     src, dst = smooth_images(2, seed=15), smooth_images(2, seed=16)
     out = archis.forward(kind, parts, src, dst)
     assert all(v.dtype == "float32" for v in out.values())
-    assert all(v.dtype == "float32" for v in archis.swap(kind, parts, dst))
+    assert all(v.dtype == "float32" for v in swap(kind, parts, dst))
     loss = losses.reconstruction_loss(src, out["pred_src_src"], RES)
     assert loss.dtype == "float32" and loss.shape == (2,)
     step = train_step_fn(kind, parts, archis.trainable_parts(kind, True),

@@ -219,30 +219,6 @@ def swap_decoder(archi_type: str, parts: Parts) -> keras.Model:
     return parts["decoder_src" if archi_type == "df" else "decoder"]
 
 
-def swap(archi_type: str, parts: Parts, dst: Any) -> tuple[Any, Any, Any]:
-    """Merger path: (pred_src_dst, pred_src_dstm, pred_dst_dstm) for dst faces.
-
-    DF decodes the dst code with decoder_src; LIAE feeds concat(AB(dst), AB(dst)). The
-    dst mask comes from the dst reconstruction path, as the merger's "learned dst" mask.
-    """
-    code = parts["encoder"](dst, training=False)
-    if archi_type == "df":
-        z = parts["inter"](code, training=False)
-        src_dst, src_dstm = parts["decoder_src"](z, training=False)
-        _, dst_dstm = parts["decoder_dst"](z, training=False)
-    elif archi_type == "liae":
-        ab = parts["inter_AB"](code, training=False)
-        b = parts["inter_B"](code, training=False)
-        z = ops.concatenate([ops.concatenate([ab, ab], axis=-1),
-                             ops.concatenate([b, ab], axis=-1)], axis=0)
-        rgb, m = parts["decoder"](z, training=False)
-        src_dst, _ = _split(rgb, 2)
-        src_dstm, dst_dstm = _split(m, 2)
-    else:
-        raise ValueError(f"archi type {archi_type!r}: expected 'df' or 'liae'")
-    return src_dst, src_dstm, dst_dstm
-
-
 def trainable_variables(parts: Parts, names: tuple[str, ...]) -> list[Any]:
     """Flat list of the trainable variables of the named parts, in part order."""
     return [v for name in names for v in parts[name].trainable_variables]

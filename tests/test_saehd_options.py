@@ -165,3 +165,12 @@ def test_pretrain_uses_the_pretraining_set_then_switching_off_restarts(src_faces
         assert all(Path(s.path).parent == src_faceset for s in model.batches.src_samples)
     finally:
         model.close()
+
+
+def test_patch_discriminator_covers_the_patch_size():
+    """DeepFaceLab's search: the stack whose receptive field is nearest the patch size, both heads' shapes."""
+    from core.nn.discriminators import patch_layers, receptive_field, unet_patch_discriminator
+    assert [receptive_field(patch_layers(p)) for p in (3, 8, 16, 30, 80)] == [3, 7, 15, 31, 79]
+    assert patch_layers(16) == [(3, 2)] * 3
+    d = unet_patch_discriminator("GAN", 64, 16, 4)
+    assert [tuple(o.shape) for o in d.outputs] == [(None, 8, 8, 1), (None, 64, 64, 1)]

@@ -174,3 +174,19 @@ def test_patch_discriminator_covers_the_patch_size():
     assert patch_layers(16) == [(3, 2)] * 3
     d = unet_patch_discriminator("GAN", 64, 16, 4)
     assert [tuple(o.shape) for o in d.outputs] == [(None, 8, 8, 1), (None, 64, 64, 1)]
+
+
+def test_changing_the_gan_shape_reinitialises_only_the_discriminator(df_model, src_faceset, dst_faceset, tmp_path,
+                                                                     capsys):
+    shutil.copytree(df_model["dir"], tmp_path / "m")
+    capsys.readouterr()
+    model = make_model(src_faceset, dst_faceset, tmp_path / "m", {"gan_dims": "8"})
+    try:
+        assert "the GAN discriminator is re-initialised" in capsys.readouterr().out
+        assert model.reinitialised == ["GAN"]
+        weights = _part_weights(model)
+        assert _same(weights["encoder"], df_model["trained"]["encoder"])
+        assert [w.shape for w in weights["GAN"]] != [w.shape for w in df_model["trained"]["GAN"]]
+        assert np.isfinite(model.train_iteration()).all()
+    finally:
+        model.close()

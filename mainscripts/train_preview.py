@@ -45,6 +45,8 @@ def handle_key(state: PreviewState, key: int) -> tuple[PreviewState, str | None]
 
 SRC_COLOUR, DST_COLOUR, AXIS_COLOUR, TEXT_COLOUR = (255, 160, 60), (0, 140, 255), (120, 120, 120), (230, 230, 230)
 VAL_SRC_COLOUR, VAL_DST_COLOUR = (255, 230, 180), (150, 210, 255)     # lighter: the held-out faces' loss
+# loss_history columns after src and dst (SAEHD's discriminators), drawn where they are not all zero
+EXTRA_LOSSES = (("GAN D", (90, 200, 90)), ("true face D", (200, 90, 200)))
 
 
 def _text(img: np.ndarray, text: str, x: int, y: int, colour=TEXT_COLOUR) -> None:
@@ -56,18 +58,24 @@ def loss_plot(history: list[list[float]], width: int, height: int = 120, last: i
     """src (blue) and dst (orange) loss over the last `last` iterations (0 = all), as a BGR image:
     a title with the legend and the latest values, the loss axis on the left, iterations below.
     `validation` rows ([iteration, src loss, dst loss, ...], models/validation.py) add a lighter
-    line per side with a dot at each measured iteration."""
+    line per side with a dot at each measured iteration.
+    Rows may carry discriminator losses after src and dst (EXTRA_LOSSES); those are drawn too."""
     img = np.full((height, width, 3), 24, np.uint8)
-    data = np.asarray(history[-last:] if last else history, np.float32).reshape(-1, 2)
+    rows = history[-last:] if last else history
+    width_cols = 2 + len(EXTRA_LOSSES)
+    data = np.array([list(r[:width_cols]) + [0.0] * (width_cols - len(r)) for r in rows], np.float32).reshape(
+        -1, width_cols)
+    lines = [(0, "src", SRC_COLOUR), (1, "dst", DST_COLOUR)] + [
+        (2 + i, name, colour) for i, (name, colour) in enumerate(EXTRA_LOSSES) if data[:, 2 + i].any()]
     if len(data) < 2:
         return img
     left, top, right, bottom = 46, 16, width - 6, height - 14         # the plot area
     bins = min(right - left, len(data))
     edges = np.linspace(0, len(data), bins + 1).astype(int)
     cols = np.stack([data[a:b].mean(0) for a, b in zip(edges[:-1], edges[1:])])
-    peak = float(np.percentile(cols, 99)) * 1.05 or 1.0
+    peak = float(np.percentile(cols[:, [ch for ch, _, _ in lines]], 99)) * 1.05 or 1.0
     xs = np.linspace(left, right, bins)
-    for ch, colour in ((1, DST_COLOUR), (0, SRC_COLOUR)):
+    for ch, _, colour in reversed(lines):
         ys = bottom - np.clip(cols[:, ch] / peak, 0, 1) * (bottom - top)
         cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32).reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
     first = len(history) - len(data) + 1
@@ -90,7 +98,7 @@ def loss_plot(history: list[list[float]], width: int, height: int = 120, last: i
     _text(img, f"{len(history)}", right - 8 * len(str(len(history))), height - 2)
     _text(img, f"loss, {'all' if not last else f'last {last}'} iterations:", 4, 12)
     x = 4 + 9 * (20 if last else 16)
-    legend = [("src", data[-1, 0], SRC_COLOUR), ("dst", data[-1, 1], DST_COLOUR)]
+    legend = [(name, data[-1, ch], colour) for ch, name, colour in lines]
     if len(val):
         legend += [("val src", val[-1, 1], VAL_SRC_COLOUR), ("val dst", val[-1, 2], VAL_DST_COLOUR)]
     for name, value, colour in legend:

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--training-data-src-dir", help="src aligned faces, e.g. workspace/data_src/aligned "
                    "(for the models that train on src faces)")
     p.add_argument("--training-data-dst-dir", help="dst aligned faces (for the models that train on dst faces)")
+    p.add_argument("--pretraining-data-dir", help="aligned faces of many people, used instead of src and dst "
+                   "while the model option pretrain is on")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
     p.add_argument("--model", required=True, choices=list(MODELS), help="which model to train")
     p.add_argument("--force-model-name", help="use (or create) this model without the picker")
@@ -68,7 +70,8 @@ def cli(args: argparse.Namespace) -> int:
     from models import model_class
     cls = model_class(args.model)
     face_dirs = cls.face_sets_given({"src": args.training_data_src_dir, "dst": args.training_data_dst_dir})
-    for d in face_dirs.values():
+    pretraining = Path(args.pretraining_data_dir) if args.pretraining_data_dir else None
+    for d in (*face_dirs.values(), *([pretraining] if pretraining else [])):
         if not d.is_dir():
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = given_options(args)
@@ -79,7 +82,7 @@ def cli(args: argparse.Namespace) -> int:
         return 0
     window = not args.no_preview and _window_possible()
     model = cls(Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
-                args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs)
+                args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, pretraining_dir=pretraining)
     try:
         interact.log_info(model.summary())
         return train(model, window=window)

@@ -59,14 +59,16 @@ class ModelBase:
     FACE_SETS: tuple[str, ...] = ("src", "dst")   # the aligned-face folders training reads, by role
     ASKS_OPTIONS = True            # Quick96 asks nothing, like DeepFaceLab's
     PREVIEW_EVERY = 10             # iterations between history previews (scaled by resolution)
+    extra_losses: tuple[float, ...] = ()   # the last step's discriminator losses: loss_history columns 3 and on
 
     def __init__(self, model_dir: Path, src_dir: Path | None = None, dst_dir: Path | None = None,
                  force_name: str | None = None,
                  given: dict[str, Any] | None = None, silent_start: bool = False, cpu_only: bool = False,
-                 workers: int = 0, gpu_idxs: list[int] | None = None):
+                 workers: int = 0, gpu_idxs: list[int] | None = None, pretraining_dir: Path | None = None):
         from core.nn.tf_backend import select_devices
         self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive())
         self.face_dirs, self.workers = self.face_sets_given({"src": src_dir, "dst": dst_dir}), workers
+        self.pretraining_dir = Path(pretraining_dir) if pretraining_dir else None
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
         self.files = ModelFiles(Path(model_dir), name, self.CLASS_NAME)
         self.lock = self.files.lock(exclusive=True, what="train")
@@ -158,24 +160,37 @@ class ModelBase:
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def optimizer_arrays(self) -> dict[str, np.ndarray]:
+    def optimizer_parts(self) -> dict[str, Any]:
+        """{file part: optimizer}: each optimizer's state is saved and loaded as a part of its own."""
         return {}
 
-    def load_optimizer_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        pass
+    def parts_to_reset(self) -> list[str]:
+        """Parts to re-initialise although saved (e.g. SAEHD's inter after pretraining); the model says why."""
+        return []
 
     # --- weights ----------------------------------------------------------------------------
     def _load_weights(self) -> list[str]:
-        """Load each part's file; parts without a file stay freshly initialised (returned)."""
-        fresh = self.files.load_parts(self.parts)
-        if not self.is_first_run and fresh:
-            interact.log_info(f"Initialising {', '.join(fresh)} (no saved weights)")
-        opt = self.files.load_arrays("optimizer") if self.files.generation else None
-        if opt is not None and not fresh:
+        """Load each part's file; parts without a file, or reset, stay freshly initialised (returned).
+
+        Optimizer state is kept for every part that was loaded and starts anew for the fresh
+        ones, so deleting inter_B (model reuse) does not jolt the encoder with reset moments.
+        """
+        reset = [p for p in self.parts_to_reset() if p in self.parts]
+        missing = self.files.load_parts({k: v for k, v in self.parts.items() if k not in reset})
+        if not self.is_first_run and missing:
+            interact.log_info(f"Initialising {', '.join(missing)} (no saved weights)")
+        fresh = missing + reset
+        fresh_vars = {v.path.replace("/", "_") for p in fresh for v in self.parts[p].weights}
+        from core.nn.optimizers import load_optimizer_state
+        for part, opt in self.optimizer_parts().items():
+            state = self.files.load_arrays(part) if self.files.generation else None
+            if state is None:
+                continue
+            kept = {k: a for k, a in state.items() if k.partition("/")[2].rpartition("_")[0] not in fresh_vars}
             try:
-                self.load_optimizer_arrays(opt)
+                load_optimizer_state(opt, kept, strict=len(kept) == len(state))
             except ValueError as e:
-                raise VisageError(f"{self.files.path('optimizer.npz')} does not fit this model ({e}); "
+                raise VisageError(f"{self.files.path(part + '.npz')} does not fit this model ({e}); "
                                   f"delete it to start the optimizer anew") from None
         return fresh
 
@@ -183,9 +198,8 @@ class ModelBase:
         """Every part, the optimizer and data.json as one unit (ModelFiles.save)."""
         arrays = {part: {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
                   for part, model in self.parts.items()}
-        opt = self.optimizer_arrays()
-        if opt:
-            arrays["optimizer"] = opt
+        from core.nn.optimizers import optimizer_state
+        arrays.update({part: optimizer_state(opt) for part, opt in self.optimizer_parts().items()})
         self.files.save(arrays, {"model": self.CLASS_NAME, "iter": self.iter, "options": self.options,
                                  "loss_history": self.loss_history, "saved_at": time.time(),
                                  "validation": self.held_out, "validation_history": self.validation_history})
@@ -199,10 +213,10 @@ class ModelBase:
     def train_iteration(self) -> tuple[float, float]:
         batch = next(self.batches)
         src_loss, dst_loss = self.train_step(batch)
-        if not (np.isfinite(src_loss) and np.isfinite(dst_loss)):
+        if not np.isfinite([src_loss, dst_loss, *self.extra_losses]).all():
             raise NonFiniteLoss(self.iter + 1, src_loss, dst_loss)
         self.iter += 1
-        self.loss_history.append([round(float(src_loss), 5), round(float(dst_loss), 5)])
+        self.loss_history.append([round(float(v), 5) for v in (src_loss, dst_loss, *self.extra_losses)])
         return float(src_loss), float(dst_loss)
 
     def hold_out(self, names: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -1,11 +1,16 @@
 """SAEHD: DeepFaceLab's main model, with its options, defaults, ranges and losses.
 
-GAN, true face, style powers and pretrain come with a later issue and are not offered.
+Besides the autoencoder's own loss it has DeepFaceLab's finishing tools: the GAN (a U-Net
+patch discriminator on the src reconstruction), true face (a discriminator on the DF latent
+code), face and background style losses on the swap, and pretraining on a large generic
+faceset (which forces DeepFaceLab's pretraining settings; switching it off restarts the
+iteration count and re-initialises the inter part(s) so the model then learns the real pair).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from core import interact
 from core.errors import VisageError
 from core.facelib.face_type import SHORT_NAMES, TRAINABLE, face_type_from_str, face_type_name, spellings, spellings_help
 from core.options import Option
@@ -52,17 +57,47 @@ SAEHD_OPTIONS = (
            "training for detail.", prompt="Enable random warp of samples"),
     Option("random_hsv_power", float, 0.0, "Random hue/saturation/value shifts of src inputs (0..0.3), for "
            "more stable colour in the result.", prompt="Random hue/saturation/light intensity", lo=0.0, hi=0.3),
+    Option("gan_power", float, 0.0, "Makes the network learn the small details of the face through a "
+           "discriminator. Turn it on only when the face is trained enough, with lr_dropout on and random_warp "
+           "off, and do not turn it off again. Higher values risk artefacts; typical fine value is 0.1.",
+           prompt="GAN power", lo=0.0, hi=5.0),
+    Option("gan_patch_size", int, 16, "Patch size of the GAN's discriminator: higher is better quality and needs "
+           "more memory; even the lowest setting sharpens edges. Typical fine value is resolution / 8 (16 for 128).",
+           prompt="GAN patch size", lo=3, hi=640),
+    Option("gan_dims", int, 16, "Dimensions of the GAN's discriminator: higher needs more memory; even the "
+           "lowest setting sharpens edges. Typical fine value is 16.", prompt="GAN dimensions", lo=4, hi=512),
+    Option("true_face_power", float, 0.0, "Experimental, df archis only: a discriminator on the latent code "
+           "makes the result look more like the src face. Higher is stronger; typical value is 0.01.",
+           prompt="'True face' power.", lo=0.0, hi=1.0),
+    Option("face_style_power", float, 0.0, "Learn the colour of the predicted face to match dst inside the "
+           "mask (whole_face needs an XSeg mask). Enable only after ~10k iterations, when the face is clear; "
+           "start from 0.001 and watch the history. Raises the chance of model collapse.",
+           prompt="Face style power", lo=0.0, hi=100.0),
+    Option("bg_style_power", float, 0.0, "Learn the area outside the mask of the predicted face to match dst "
+           "(whole_face needs an XSeg mask). Makes the face more like dst; raises the chance of model collapse. "
+           "Typical value is 2.0.", prompt="Background style power", lo=0.0, hi=100.0),
     Option("ct_mode", str, "none", "Colour transfer of src samples to random dst samples: none, rct, lct, mkl, "
            "idt, sot.", prompt="Color transfer for src faceset", choices=("none", "rct", "lct", "mkl", "idt", "sot")),
     Option("clipgrad", bool, False, "Gradient clipping (global norm 1.0): guards against model collapse at a "
            "small speed cost.", prompt="Enable gradient clipping"),
+    Option("pretrain", bool, False, "Pretrain the model on a large set of varied faces (--pretraining-data-dir); "
+           "afterwards it learns a real pair much faster. Forces random_warp n, flips y, GAN 0, lr_dropout n, "
+           "styles 0, uniform_yaw y. Turning it off restarts at iteration 0 with the inter part(s) re-initialised.",
+           prompt="Enable pretraining mode"),
 )
+
 
 def learning_rate_option(default: float) -> Option:
     """One declaration of the option; each model gives its own default (DeepFaceLab's hidden constant)."""
     return Option("learning_rate", float, default, f"Optimizer learning rate (DeepFaceLab's fixed {default:g}). "
                   "`train --find-lr` suggests one for this model and faceset.", prompt="Learning rate",
                   lo=1e-7, hi=1e-2)
+
+
+# What pretraining forces (DeepFaceLab's list; true face and colour transfer need the real pair too).
+PRETRAIN_FORCES = dict(random_warp=False, random_src_flip=True, random_dst_flip=True, gan_power=0.0, lr_dropout="n",
+                       face_style_power=0.0, bg_style_power=0.0, uniform_yaw=True, random_hsv_power=0.0,
+                       true_face_power=0.0, ct_mode="none")
 
 
 class SAEHDModel(ModelBase):
@@ -77,6 +112,13 @@ class SAEHDModel(ModelBase):
     def option_schema(cls) -> list[Option]:
         common = list(COMMON_OPTIONS)
         return common[:3] + cls.model_options() + [learning_rate_option(cls.LEARNING_RATE)] + common[3:]
+
+    def _resolve_options(self, given: dict, saved: dict, silent_start: bool) -> dict:
+        """The options, plus what changed since the last run that DeepFaceLab answers by re-initialising."""
+        options = super()._resolve_options(given, saved, silent_start)
+        self.pretrain_just_disabled = bool(saved.get("pretrain")) and not options.get("pretrain", False)
+        self.gan_changed = any(k in saved and saved[k] != options[k] for k in ("gan_patch_size", "gan_dims"))
+        return options
 
     # --- network ---------------------------------------------------------------------------
     def network_settings(self) -> dict:
@@ -98,11 +140,13 @@ class SAEHDModel(ModelBase):
         o["resolution"] = res
         for k in ("e_dims", "d_dims", "d_mask_dims"):
             o[k] += o[k] % 2
+        if kind != "df":
+            o["true_face_power"] = 0.0            # DeepFaceLab offers true face for df only
+        lr_dropout = o["lr_dropout"] != "n" and not o.get("pretrain")
         return dict(archi=o["archi"], kind=kind, resolution=res, face_type=face_type_name(face_type_from_str(o["face_type"])),
                     ae_dims=o["ae_dims"], e_dims=o["e_dims"], d_dims=o["d_dims"], d_mask_dims=o["d_mask_dims"],
-                    lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=not o["adabelief"],
-                    lr_dropout=o["lr_dropout"] != "n",
-                    lr_cos=500 if o["lr_dropout"] != "n" else 0,
+                    lr=o.get("learning_rate", cls.LEARNING_RATE), rmsprop=not o["adabelief"], lr_dropout=lr_dropout,
+                    lr_cos=500 if lr_dropout else 0,
                     opt_on_cpu=not o["models_opt_on_gpu"] or o["lr_dropout"] == "cpu")
 
     @classmethod
@@ -121,42 +165,88 @@ class SAEHDModel(ModelBase):
         s = cls.settings_from_options(dict(options))
         return swap_graph(s["kind"], parts, s["resolution"])
 
+    def training_options(self) -> dict:
+        """The options as training uses them: pretraining overrides DeepFaceLab's list (PRETRAIN_FORCES)."""
+        return {**self.options, **PRETRAIN_FORCES} if self.options.get("pretrain") else dict(self.options)
+
     def build(self) -> None:
-        from core.nn import optimizers
-        from core.nn.archis import trainable_parts
-        from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
+        from core.nn.archis import part_names, trainable_parts
         s = self.net = self.network_settings()
+        o = self.train_opts = self.training_options()
+        if o.get("pretrain"):
+            interact.log_info("Pretraining: " + ", ".join(f"{k} {v}" for k, v in PRETRAIN_FORCES.items()))
         self.parts = self.build_parts(self.options)
-        names = trainable_parts(s["kind"], self.options["random_warp"])
-        variables = [v for n in names for v in self.parts[n].trainable_variables]
+        self._adversarial_parts()
+        # the optimizer keeps state for every part (DFL), so freezing inter_AB (liae without
+        # random warp) and back does not orphan its moments; the step updates the trainable ones
+        every = [v for n in part_names(s["kind"]) for v in self.parts[n].trainable_variables]
+        trainable = [v for n in trainable_parts(s["kind"], o.get("random_warp", True)) for v in self.parts[n].trainable_variables]
+        self.optimizer, self._scaled_optimizer, self._step = self._optimizer_and_step("src_dst", every, trainable,
+                                                                                     self.losses)
+        self._d_steps = []
+        for part, opt_name, loss in (("GAN", "GAN_opt", self.gan_d_loss), ("code_discriminator", "D_code_opt",
+                                                                          self.code_d_loss)):
+            if part in self.parts:
+                variables = self.parts[part].trainable_variables
+                opt, _, step = self._optimizer_and_step(opt_name, variables, variables, loss)
+                self._d_steps.append((opt_name, opt, step))
+
+    def _adversarial_parts(self) -> None:
+        """The GAN and true-face discriminators, as parts saved beside the network's (DFL's file names)."""
+        import keras
+        from core.nn.discriminators import code_discriminator, unet_patch_discriminator
+        o, s = self.train_opts, self.net
+        if o.get("gan_power", 0.0):
+            with keras.name_scope("GAN"):
+                self.parts["GAN"] = unet_patch_discriminator("GAN", s["resolution"], o["gan_patch_size"], o["gan_dims"])
+        if o.get("true_face_power", 0.0) and s["kind"] == "df":
+            code_shape = self.parts["inter"].output.shape
+            with keras.name_scope("code_discriminator"):
+                self.parts["code_discriminator"] = code_discriminator("code_discriminator", int(code_shape[1]),
+                                                                      int(code_shape[-1]))
+
+    def _optimizer_and_step(self, name: str, variables: list, trainable: list, loss_fn):
+        """DFL's optimizer for one set of parts (same class, lr, dropout, clipping for all), its fp16 loss-scaling
+        wrapper (None in other precisions) and its compiled step."""
+        from core.nn import optimizers
+        from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
+        s = self.net
         opt_cls = optimizers.RMSprop if s["rmsprop"] else optimizers.AdaBelief
+        # the main optimizer keeps the class's default name: its slot names are in existing saves
+        kwargs = {} if name == "src_dst" else {"name": name}
         with optimizer_device(s["opt_on_cpu"]):
-            self.optimizer = opt_cls(learning_rate=s["lr"], lr_dropout=0.3 if s["lr_dropout"] else 1.0,
-                                     lr_cos=s["lr_cos"], clipnorm=1.0 if self.options.get("clipgrad") else 0.0)
-            self.optimizer.build(variables)
+            opt = opt_cls(learning_rate=s["lr"], lr_dropout=0.3 if s["lr_dropout"] else 1.0, lr_cos=s["lr_cos"],
+                          clipnorm=1.0 if self.options.get("clipgrad") else 0.0, **kwargs)
+            opt.build(variables)
             # fp16 gradients underflow without loss scaling; the scale itself is not saved
             # (it re-adapts in a few steps), so a model can switch precision between runs
-            self._scaled_optimizer = None
+            scaled = None
             if self.precision == "fp16":
                 import keras
-                self._scaled_optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
-                self._scaled_optimizer.build(variables)
+                scaled = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
+                scaled.build(variables)
         # an optimizer kept on the CPU beside GPU weights cannot be one XLA cluster
-        self._step = make_train_step(self.losses, self._scaled_optimizer or self.optimizer, variables,
-                                     fuse_update=not (s["opt_on_cpu"] and has_gpu()))
+        return opt, scaled, make_train_step(loss_fn, scaled or opt, trainable,
+                                            fuse_update=not (s["opt_on_cpu"] and has_gpu()))
 
-    def optimizer_arrays(self) -> dict[str, np.ndarray]:
-        from core.nn.optimizers import optimizer_state
-        return optimizer_state(self.optimizer)
+    def optimizer_parts(self) -> dict:
+        return {"optimizer": self.optimizer, **{name: opt for name, opt, _ in self._d_steps}}
 
-    def load_optimizer_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        from core.nn.optimizers import load_optimizer_state
-        load_optimizer_state(self.optimizer, arrays)
+    def parts_to_reset(self) -> list[str]:
+        reset = []
+        if self.pretrain_just_disabled:
+            reset = ["inter"] if self.net["kind"] == "df" else ["inter_AB", "inter_B"]
+            self.iter, self.loss_history = 0, []
+            interact.log_info(f"Pretraining is off: iteration reset to 0, {' and '.join(reset)} re-initialised")
+        if self.gan_changed and "GAN" in self.parts:
+            reset.append("GAN")
+            interact.log_info("GAN patch size or dimensions changed: the GAN discriminator is re-initialised")
+        return reset
 
     # --- samples ---------------------------------------------------------------------------
     def sample_config(self, side: str):
         from samplelib.sample_processor import SampleConfig
-        o, s = self.options, self.net
+        o, s = self.train_opts, self.net
         return SampleConfig(resolution=s["resolution"], face_type=face_type_from_str(s["face_type"]),
                             random_warp=o.get("random_warp", True),
                             random_flip=o.get(f"random_{side}_flip", False),
@@ -165,37 +255,118 @@ class SAEHDModel(ModelBase):
 
     def make_batches(self):
         from samplelib.generator import TrainingBatches
-        return TrainingBatches(self.face_dirs["src"], self.face_dirs["dst"], self.sample_config("src"),
-                               self.sample_config("dst"), self.options.get("batch_size", 4), workers=self.workers,
-                               uniform_yaw=self.options.get("uniform_yaw", False), held_out=self.hold_out)
+        src, dst = self.face_dirs["src"], self.face_dirs["dst"]
+        if self.train_opts.get("pretrain"):
+            if self.pretraining_dir is None or not self.pretraining_dir.is_dir():
+                raise VisageError("pretrain is on but no pretraining faceset was given: pass --pretraining-data-dir "
+                                  "(a folder of aligned faces), or train with --opt pretrain=n")
+            src = dst = self.pretraining_dir
+        return TrainingBatches(src, dst, self.sample_config("src"), self.sample_config("dst"),
+                               self.options.get("batch_size", 4), workers=self.workers,
+                               uniform_yaw=self.train_opts.get("uniform_yaw", False), held_out=self.hold_out)
 
     # --- losses ----------------------------------------------------------------------------
+    def masked_target(self, image, mask):
+        """What the reconstruction losses and the GAN compare: the image inside the softened mask
+        with masked training, else the whole image."""
+        from core.nn.losses import soften_mask
+        return image * soften_mask(mask, self.net["resolution"]) if self.train_opts.get("masked_training", True) else image
+
     def side_loss(self, target, mask, em_mask, pred, pred_mask):
         """DeepFaceLab's per-side SAEHD loss, per sample."""
-        from core.nn.losses import blur_out_mask, eyes_mouth_loss, mask_loss, reconstruction_loss, soften_mask
-        o, res = self.options, self.net["resolution"]
-        soft = soften_mask(mask, res)
+        from core.nn.losses import blur_out_mask, eyes_mouth_loss, mask_loss, reconstruction_loss
+        o, res = self.train_opts, self.net["resolution"]
         if o.get("blur_out_mask"):
             target = blur_out_mask(target, mask, res)
-        if o.get("masked_training", True):
-            loss = reconstruction_loss(target * soft, pred * soft, res)
-        else:
-            loss = reconstruction_loss(target, pred, res)
+        loss = reconstruction_loss(self.masked_target(target, mask), self.masked_target(pred, mask), res)
         if o.get("eyes_mouth_prio"):
             loss = loss + eyes_mouth_loss(target, pred, em_mask)
         return loss + mask_loss(mask, pred_mask)
+
+    def style_losses(self, out, target_src_mask, target_dst):
+        """Face and background style terms of the src loss (DeepFaceLab's), per sample.
+
+        Face style decodes the swap code without its gradient, so only the decoder learns dst's
+        colours. Background style compares the swap with dst outside the softened *src* target
+        mask, as DeepFaceLab computes it.
+        """
+        import keras.ops as K
+        from core.nn.archis import swap_decoder
+        from core.nn.losses import dssim, mse, soften_mask, style_loss
+        o, res = self.train_opts, self.net["resolution"]
+        loss = 0.0
+        face = o.get("face_style_power", 0.0) / 100.0
+        if face:
+            psd, _ = swap_decoder(self.net["kind"], self.parts)(K.stop_gradient(out["code_src_dst"]), training=True)
+            loss = loss + style_loss(psd * K.stop_gradient(out["pred_src_dstm"]),
+                                     K.stop_gradient(out["pred_dst_dst"] * out["pred_dst_dstm"]), res // 8,
+                                     10000.0 * face)
+        bg = o.get("bg_style_power", 0.0) / 100.0
+        if bg:
+            anti = 1.0 - K.stop_gradient(soften_mask(target_src_mask, res))
+            psd, td = out["pred_src_dst"] * anti, target_dst * anti
+            loss = loss + 10.0 * bg * (dssim(psd, td, max(1, int(res / 11.6))) + mse(psd, td))
+        return loss
+
+    def adversarial_g_loss(self, out, ts, ms):
+        """The generator's share of the GAN and true-face games, per sample (not in the reported src loss)."""
+        import keras.ops as K
+        from core.nn.discriminators import logistic_loss
+        from core.nn.losses import soften_mask, total_variation_mse
+        o = self.train_opts
+        loss = 0.0
+        if "code_discriminator" in self.parts:
+            loss = loss + o["true_face_power"] * logistic_loss(1.0, self.parts["code_discriminator"](out["code_src"]))
+        if "GAN" in self.parts:
+            patch, pixels = self.parts["GAN"](self.masked_target(out["pred_src_src"], ms))
+            loss = loss + o["gan_power"] * (logistic_loss(1.0, patch) + logistic_loss(1.0, pixels))
+            if o.get("masked_training", True):
+                # a faint background reconstruction and smoothness keep the GAN from bright dots
+                anti = 1.0 - soften_mask(ms, self.net["resolution"])
+                loss = loss + 1e-6 * total_variation_mse(out["pred_src_src"])
+                loss = loss + 0.02 * K.mean(K.square(out["pred_src_src"] * anti - ts * anti), axis=(1, 2, 3))
+        return loss
 
     def losses(self, batch):
         import keras.ops as K
         from core.nn.archis import forward
         ws, ts, ms, ems, wd, td, md, emd = batch
-        out = forward(self.net["kind"], self.parts, ws, wd, training=True)
-        src = K.mean(self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]))
-        dst = K.mean(self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"]))
-        return src + dst, src, dst
+        out = forward(self.net["kind"], self.parts, ws, wd, training=True, with_codes=True)
+        src = self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]) + self.style_losses(out, ms, td)
+        dst = self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"])
+        src, dst = K.mean(src), K.mean(dst)
+        return src + dst + K.mean(self.adversarial_g_loss(out, ts, ms)), src, dst
+
+    def gan_d_loss(self, batch):
+        """The patch discriminator's loss: real src targets against src reconstructions, both heads."""
+        import keras.ops as K
+        from core.nn.archis import forward
+        from core.nn.discriminators import logistic_loss
+        ws, ts, ms, _, wd, _, _, _ = batch
+        pred = K.stop_gradient(forward(self.net["kind"], self.parts, ws, wd, training=True)["pred_src_src"])
+        (real, real_px), (fake, fake_px) = (self.parts["GAN"](self.masked_target(x, ms)) for x in (ts, pred))
+        loss = (logistic_loss(1.0, real) + logistic_loss(0.0, fake)) * 0.5 + \
+            (logistic_loss(1.0, real_px) + logistic_loss(0.0, fake_px)) * 0.5
+        return (K.mean(loss),)
+
+    def code_d_loss(self, batch):
+        """The code discriminator's loss: dst codes are 'real', src codes 'fake'."""
+        import keras.ops as K
+        from core.nn.archis import forward
+        from core.nn.discriminators import logistic_loss
+        out = forward(self.net["kind"], self.parts, batch[0], batch[4], training=True, with_codes=True)
+        d = self.parts["code_discriminator"]
+        loss = (logistic_loss(1.0, d(K.stop_gradient(out["code_dst"]))) +
+                logistic_loss(0.0, d(K.stop_gradient(out["code_src"])))) * 0.5
+        return (K.mean(loss),)
 
     def train_step(self, batch) -> tuple[float, float]:
-        _, src, dst = self._step(batch_tuple(batch))
+        """The autoencoder's step, then each discriminator's on the same batch (DFL's order)."""
+        inputs = batch_tuple(batch)
+        _, src, dst = self._step(inputs)
+        if self._d_steps:
+            d = {name: float(step(inputs)[0]) for name, _, step in self._d_steps}
+            self.extra_losses = (d.get("GAN_opt", 0.0), d.get("D_code_opt", 0.0))
         return float(src), float(dst)
 
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:

@@ -175,14 +175,16 @@ def _split(x: Any, n: int) -> list[Any]:
 
 
 def forward(archi_type: str, parts: Parts, src: Any, dst: Any,
-            training: bool = True) -> dict[str, Any]:
+            training: bool = True, with_codes: bool = False) -> dict[str, Any]:
     """Training forward pass: reconstructions of both sides plus the swap.
 
     src and dst go through the shared encoder as one concatenated batch (same result as
     separate calls, fewer and larger kernels). The swap gets its own decoder call: the
     losses do not use it, so a tf.function train step that does not return it prunes it,
     and one that returns it for the preview pays only its forward pass, not a backward one.
-    Images are NHWC float32 in [0, 1]; masks NHWC float32 with one channel.
+    Images are NHWC float32 in [0, 1]; masks NHWC float32 with one channel. `with_codes`
+    adds the decoder inputs (code_src, code_dst, code_src_dst): the true-face discriminator
+    judges them and the face style loss decodes the swap code without its gradient.
     """
     n = ops.shape(src)[0]
     code = parts["encoder"](ops.concatenate([src, dst], axis=0), training=training)
@@ -192,22 +194,29 @@ def forward(archi_type: str, parts: Parts, src: Any, dst: Any,
         src_src, src_srcm = parts["decoder_src"](z_src, training=training)
         dst_dst, dst_dstm = parts["decoder_dst"](z_dst, training=training)
         src_dst, src_dstm = parts["decoder_src"](z_dst, training=training)
+        codes = (z_src, z_dst, z_dst)
     elif archi_type == "liae":
         ab = parts["inter_AB"](code, training=training)
         ab_src, ab_dst = ab[:n], ab[n:]
         b_dst = parts["inter_B"](code[n:], training=training)
-        z = ops.concatenate([ops.concatenate([ab_src, ab_src], axis=-1),   # src side
-                             ops.concatenate([b_dst, ab_dst], axis=-1)],   # dst side
-                            axis=0)
-        rgb, m = parts["decoder"](z, training=training)
+        codes = (ops.concatenate([ab_src, ab_src], axis=-1), ops.concatenate([b_dst, ab_dst], axis=-1),
+                 ops.concatenate([ab_dst, ab_dst], axis=-1))
+        rgb, m = parts["decoder"](ops.concatenate(codes[:2], axis=0), training=training)
         (src_src, dst_dst), (src_srcm, dst_dstm) = _split(rgb, 2), _split(m, 2)
-        src_dst, src_dstm = parts["decoder"](ops.concatenate([ab_dst, ab_dst], axis=-1),
-                                             training=training)
+        src_dst, src_dstm = parts["decoder"](codes[2], training=training)
     else:
         raise ValueError(f"archi type {archi_type!r}: expected 'df' or 'liae'")
-    return {"pred_src_src": src_src, "pred_src_srcm": src_srcm,
-            "pred_dst_dst": dst_dst, "pred_dst_dstm": dst_dstm,
-            "pred_src_dst": src_dst, "pred_src_dstm": src_dstm}
+    out = {"pred_src_src": src_src, "pred_src_srcm": src_srcm,
+           "pred_dst_dst": dst_dst, "pred_dst_dstm": dst_dstm,
+           "pred_src_dst": src_dst, "pred_src_dstm": src_dstm}
+    if with_codes:
+        out.update(code_src=codes[0], code_dst=codes[1], code_src_dst=codes[2])
+    return out
+
+
+def swap_decoder(archi_type: str, parts: Parts) -> keras.Model:
+    """The decoder that turns a swap code (forward's "code_src_dst") into the src-looking face."""
+    return parts["decoder_src" if archi_type == "df" else "decoder"]
 
 
 def trainable_variables(parts: Parts, names: tuple[str, ...]) -> list[Any]:

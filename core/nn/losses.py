@@ -154,3 +154,29 @@ def mask_loss(target_mask: Any, pred_mask: Any) -> Any:
 def eyes_mouth_loss(target: Any, pred: Any, eyes_mouth_mask: Any) -> Any:
     """eyes_mouth_prio: 300·MAE inside the eyes-and-mouth mask, per sample."""
     return 300.0 * mae(masked(target, eyes_mouth_mask), masked(pred, eyes_mouth_mask))
+
+
+def style_loss(target: Any, style: Any, blur_sigma: float, weight: float) -> Any:
+    """DeepFaceLab's style loss per sample: squared differences of per-channel means and
+    standard deviations (over H and W, after a Gaussian blur of σ `blur_sigma`), summed,
+    × weight / channels. It matches colour and contrast, not structure."""
+    target, style = _f32(target), _f32(style)
+    if blur_sigma > 0:
+        target, style = gaussian_blur(target, blur_sigma), gaussian_blur(style, blur_sigma)
+
+    def moments(x: Any) -> tuple[Any, Any]:
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        return mean, ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True) + 1e-5)
+
+    (t_mean, t_std), (s_mean, s_std) = moments(target), moments(style)
+    loss = ops.sum(ops.square(t_mean - s_mean), axis=(1, 2, 3)) + ops.sum(ops.square(t_std - s_std), axis=(1, 2, 3))
+    return loss * (float(weight) / int(target.shape[-1]))
+
+
+def total_variation_mse(images: Any) -> Any:
+    """Sum of squared differences between neighbouring pixels, per sample: with GAN on it
+    damps the isolated bright dots a discriminator can provoke."""
+    images = _f32(images)
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+    return ops.sum(ops.square(dy), axis=(1, 2, 3)) + ops.sum(ops.square(dx), axis=(1, 2, 3))

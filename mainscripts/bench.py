@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--landmarks", choices=("mesh", "ibug68"), default="mesh", help="as extract --landmarks")
     e.set_defaults(func=bench_extract)
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
-    t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
-                   help="model(s) to measure (default both)")
+    t.add_argument("--model", action="append", choices=["Quick96", "SAEHD", "XSeg"],
+                   help="model(s) to measure (default Quick96 and SAEHD; XSeg at 256 px)")
     t.add_argument("--batch-size", type=Bounded(int, 1, 256), action="append", help="batch size(s) (default 4 and 8)")
     t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
                    help="precision(s) (default fp32 and bf16)")

@@ -25,7 +25,7 @@ NO_DISPLAY = "the XSeg editor needs a display (no X/Wayland display found); run 
 TITLE = "Visage XSeg editor"
 POLL_MS = 40
 COLOURS = {"include": (0, 255, 0), "exclude": (0, 0, 255)}
-Predict = Callable[[np.ndarray], np.ndarray]      # BGR face -> (H, W) float mask, for the live XSeg view
+Predict = Callable[[np.ndarray, object], np.ndarray]   # (BGR face, FaceMeta) -> (H, W) mask: the live XSeg view
 
 
 def load_polys(path: Path) -> tuple[Poly, ...]:
@@ -104,7 +104,7 @@ class _Editor:
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         img, meta = read_face(self.faces[index])
         if self.predict is not None:
-            return img, self.predict(img)
+            return img, self.predict(img, meta)
         xseg = None if meta.xseg_mask is None else decode_xseg_mask(meta.xseg_mask, img.shape[0])[..., 0]
         return img, xseg
 

@@ -1,7 +1,8 @@
 """Trainable models, found by name (DeepFaceLab's --model values)."""
 from __future__ import annotations
 
-MODELS = {"SAEHD": "models.saehd:SAEHDModel", "Quick96": "models.quick96:Quick96Model"}
+MODELS = {"SAEHD": "models.saehd:SAEHDModel", "Quick96": "models.quick96:Quick96Model",
+          "XSeg": "models.xseg:XSegModel"}
 
 
 def model_class(name: str):

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--output-mask-dir", help="merge masks (default: <output-dir>_mask)")
     p.add_argument("--aligned-dir", help="dst aligned faces (default: <input-dir>/aligned)")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
-    p.add_argument("--model", required=True, choices=[m for m in MODELS if m != "XSeg"], help="the model's class (its files in --model-dir)")
+    p.add_argument("--model", required=True, choices=[m for m in MODELS if m != "XSeg"],
+                   help="the model's class (its files in --model-dir)")
     p.add_argument("--force-model-name", help="use this model without the picker")
     add_device_flags(p, "run the model")
     p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")

@@ -108,14 +108,13 @@ class XSegModel(ModelBase):
 
     def render_preview(self, src: np.ndarray, history: list, state, title: str) -> np.ndarray:
         """Rows of [face, label mask over it, predicted mask, predicted mask over it], with the loss graph."""
+        import cv2
         from mainscripts.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
-        from mainscripts.xseg_preview import mask_grid
+        from mainscripts.xseg_preview import header, mask_grid
         grid = mask_grid(src, self.batches.preview_batch(len(src)).src.mask, self.predict(src))
         if grid.shape[1] < MIN_WIDTH:
-            import cv2
             k = -(-MIN_WIDTH // grid.shape[1])
             grid = cv2.resize(grid, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
-        from mainscripts.xseg_preview import header
         w = grid.shape[1]
         return np.concatenate([header(f"{title}  Enter: save+exit  s: save  b: backup  p: refresh  l: loss range", w),
                                loss_plot(history, w, last=LOSS_RANGES[state.loss_range]),

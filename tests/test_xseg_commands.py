@@ -30,7 +30,7 @@ def files(folder: Path) -> list[Path]:
 
 def label(path: Path, polys=None) -> None:
     meta = read_meta(path)
-    meta.seg_ie_polys = polys or [{"type": "include", "points": SQUARE}]
+    meta.seg_ie_polys = [{"type": "include", "points": SQUARE}] if polys is None else polys
     update_meta(path, meta)
 
 

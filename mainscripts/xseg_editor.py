@@ -20,6 +20,7 @@ from core.facelib.xseg_editor_state import (KEY_ESC, KEY_HELP, KEYS_DELETE, Copy
 from core.facelib.xseg_polys import Poly, polys_from_meta, polys_mask, polys_to_meta
 from core.imagelib.masks import decode_xseg_mask
 from core.windows import CloseWatch, open_window, text_panel
+from mainscripts.merger_window import status_bar
 
 NO_DISPLAY = "the XSeg editor needs a display (no X/Wayland display found); run it on a desktop session"
 TITLE = "Visage XSeg editor"
@@ -82,15 +83,7 @@ def compose_view(img: np.ndarray, xseg: np.ndarray | None, state: EditorState, n
         panel = text_panel(lines, min(canvas.shape[1], 460))
         ph, pw = min(panel.shape[0], canvas.shape[0]), panel.shape[1]
         canvas[:ph, :pw] = cv2.addWeighted(canvas[:ph, :pw], 0.3, panel[:ph], 0.7, 0)
-    status = status_line(state, name)
-    parts, lines = status.split(" | "), []
-    for part in parts:                          # wrap at " | " to the canvas width
-        joined = f"{lines[-1]} | {part}" if lines else part
-        if lines and cv2.getTextSize(joined, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0] <= canvas.shape[1] - 12:
-            lines[-1] = joined
-        else:
-            lines.append(part)
-    return np.concatenate([canvas, text_panel(lines, canvas.shape[1])], axis=0)
+    return np.concatenate([canvas, status_bar(status_line(state, name), canvas.shape[1])], axis=0)
 
 
 class _Editor:

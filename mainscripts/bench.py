@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     e.add_argument("--landmarks", choices=("mesh", "ibug68"), default="mesh", help="as extract --landmarks")
     e.set_defaults(func=bench_extract)
     t = bsub.add_parser("train", help="ms per iteration, GFLOP/s and sample-wait share of training")
-    t.add_argument("--model", action="append", choices=model_names(swaps_faces=True),
-                   help="model(s) to measure (default all that swap faces)")
+    t.add_argument("--model", action="append", choices=model_names(),
+                   help="model(s) to measure (default all that swap faces; XSeg at 256 px)")
     t.add_argument("--batch-size", type=Option("batch_size", int, 4, "batch size", lo=1, hi=256), action="append", help="batch size(s) (default 4 and 8)")
     t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
                    help="precision(s) (default fp32 and bf16)")

@@ -43,7 +43,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - t_all
     wait = model.batches.wait_seconds - wait0
-    fixed = batch_tuple(next(model.batches))
+    fixed = getattr(model, "step_inputs", batch_tuple)(next(model.batches))
     bare = []
     for _ in range(max(5, iterations // 2)):
         t0 = time.perf_counter()
@@ -71,8 +71,13 @@ def run(args: argparse.Namespace) -> int:
                     opts = {"precision": prec}
                     if name == "SAEHD":
                         opts.update(saehd_opts, batch_size=str(bs))
-                    model = model_class(name)(Path(tmp) / f"m_{name}_{bs}_{prec}", faces, faces, "bench", opts,
-                                              silent_start=True)
+                    train_faces = faces
+                    if name == "XSeg":                # trains on labelled faces only
+                        from mainscripts.bench_xseg import hull_labelled
+                        opts.update(batch_size=str(bs))
+                        train_faces = hull_labelled(faces, Path(tmp) / "labelled")
+                    model = model_class(name)(Path(tmp) / f"m_{name}_{bs}_{prec}", train_faces, train_faces, "bench",
+                                              opts, silent_start=True)
                     if name == "Quick96":             # fixed at 4 in training; varied here to measure
                         model.options["batch_size"] = bs
                         model.batches.close()

@@ -71,7 +71,8 @@ class TrainLogs:
         self.csv_path = model.files.path("history.csv")
         trim_csv(self.csv_path, model.iter)
         self.events = EventWriter(model.files.path("logs"))
-        self.faces = model.batches.validation_batch() if self.validate_every else None
+        held_out = getattr(model.batches, "validation_batch", None)      # XSeg's labelled-face sampler has none
+        self.faces = held_out() if held_out and self.validate_every else None
         self.lr = learning_rate(model)
         self.ms_mean = 0.0
         self._rows: list[str] = []

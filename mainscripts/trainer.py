@@ -115,9 +115,12 @@ class Preview:
 
     def image(self):
         from mainscripts.train_preview import render_preview
+        title = f"{self.title}  iter {self.model.iter}"
+        if hasattr(self.model, "render_preview"):       # a model with its own preview (XSeg's masks)
+            return self.model.render_preview(self.src, self.model.loss_history, self.state, title)
         out = self.model.preview_outputs(self.src, self.dst)
-        return render_preview(self.src, self.dst, out, self.model.loss_history, self.state,
-                              f"{self.title}  iter {self.model.iter}", self.model.validation_history)
+        return render_preview(self.src, self.dst, out, self.model.loss_history, self.state, title,
+                              self.model.validation_history)
 
     def refresh(self) -> None:
         img = self.image()

@@ -272,20 +272,9 @@ def add_debug_images(folder: Path) -> int:
     return len(faces)
 
 
-def polys_mask(shape: tuple[int, int], polys: list[dict]):
-    """float32 (H, W) mask from XSeg polygons: includes filled first, then excludes cut out (DFL's order)."""
-    import cv2
-    import numpy as np
-    mask = np.zeros(shape[:2], np.float32)
-    for poly in sorted(polys, key=lambda q: q["type"] != "include"):
-        pts = np.round(np.asarray(poly["points"], np.float64)).astype(np.int32)
-        if len(pts) >= 3:
-            cv2.fillPoly(mask, [pts], 1.0 if poly["type"] == "include" else 0.0)
-    return mask
-
-
 def face_mask(meta, size: int) -> tuple[object, str]:
     """(float32 size x size mask, where it came from) for one face."""
+    from core.facelib.xseg_polys import polys_mask
     from core.imagelib.masks import decode_xseg_mask, hull_mask
     if meta.xseg_mask is not None:
         return decode_xseg_mask(meta.xseg_mask, size)[..., 0], "xseg"

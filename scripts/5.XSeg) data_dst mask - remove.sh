@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+set -e
+source "$(dirname "$0")/_env.sh"
+"$PY" "$MAIN" xseg remove-labels --input-dir "$WORKSPACE/data_dst/aligned" "$@"

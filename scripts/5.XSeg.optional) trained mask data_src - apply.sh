@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+set -e
+source "$(dirname "$0")/_env.sh"
+"$PY" "$MAIN" xseg apply --input-dir "$WORKSPACE/data_src/aligned" --model-dir "$WORKSPACE/model" "$@"

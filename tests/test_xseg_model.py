@@ -1,0 +1,71 @@
+"""XSeg model: the network's shapes, and that training on occluder labels teaches it to exclude them."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from core.facelib.face_meta import read_meta
+from core.imagelib.masks import decode_xseg_mask
+from main import main
+from tests.xseg_support import label_faces
+
+
+def test_network_shapes_and_resolution_rule():
+    from core.nn.xseg_archi import build_xseg
+    net = build_xseg(64)
+    out = np.asarray(net(np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)))
+    assert out.shape == (2, 64, 64, 1) and np.isfinite(out).all()
+    names = {w.path for w in net.weights}
+    assert any("dense1" in n for n in names) and any("frn" in n and "tau" in n for n in names)
+    with pytest.raises(ValueError, match="multiple of 64"):
+        build_xseg(96)
+
+
+def test_sampler_keeps_labels_aligned_with_pixels(src_faceset, dst_faceset, tmp_path):
+    """Augmented pairs: the mask is binary, and where the label says occluder the pixels are the occluder's."""
+    from core.facelib.face_type import FaceType
+    from samplelib.xseg_sampler import XSegBatches
+    tex = [cv2.imread(str(p)) for p in sorted(dst_faceset.glob("*.jpg"))[:2]]
+    label_faces(sorted(src_faceset.glob("*.jpg"))[:3], tex, tmp_path / "l", seed=3)
+    batches = XSegBatches([tmp_path / "l"], FaceType.WHOLE_FACE, 64, 4, seed=1)
+    try:
+        b = next(batches)
+        assert b.images.shape == (4, 64, 64, 3) and b.masks.shape == (4, 64, 64, 1)
+        assert set(np.unique(b.masks)) <= {0.0, 1.0} and 0.1 < b.masks.mean() < 0.9
+        prev = batches.preview_batch(8)
+        assert len(prev.src.target) == 3 and batches.wait_seconds >= 0
+    finally:
+        batches.close()
+
+
+def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path):
+    """Train (real trainer, 200 iterations at 64 px) on faces whose occluders are excluded, then apply.
+
+    A model that ignored the exclude polygons would keep the occluders (they lie inside the
+    face); one that ignored the labels altogether would not match the face outline.
+    """
+    tex = [cv2.imread(str(p)) for p in sorted(dst_faceset.glob("*.jpg"))[:4]]
+    labelled = label_faces(sorted(src_faceset.glob("*.jpg")), tex, tmp_path / "faces", seed=5)
+    model = tmp_path / "model"
+    assert main(["train", "--model", "XSeg", "--training-data-src-dir", str(tmp_path / "faces"),
+                 "--training-data-dst-dir", str(tmp_path / "faces"), "--model-dir", str(model),
+                 "--force-model-name", "x", "--no-preview", "--silent-start", "--opt", "resolution=64",
+                 "--opt", "target_iter=200"]) == 0
+    data = json.loads((model / "x_XSeg_data.json").read_text())
+    assert data["iter"] == 200 and data["options"]["face_type"] == "wf"
+    assert (model / "x_XSeg_preview.jpg").is_file() and (model / "x_XSeg_loss.png").is_file()
+    assert np.mean([h[0] for h in data["loss_history"][-20:]]) < 0.6 * np.mean([h[0] for h in data["loss_history"][:5]])
+
+    assert main(["xseg", "apply", "--input-dir", str(tmp_path / "faces"), "--model-dir", str(model),
+                 "--force-model-name", "x"]) == 0
+    ious, excluded = [], []
+    for path, truth, occ in labelled:
+        pred = decode_xseg_mask(read_meta(path).xseg_mask, truth.shape[0])[..., 0] > 0.5
+        t, o = truth > 0.5, occ > 0.5
+        ious.append((pred & t).sum() / (pred | t).sum())
+        excluded.append((~pred & o).sum() / o.sum())
+    assert np.mean(ious) > 0.7, ious
+    assert np.mean(excluded) > 0.5, excluded

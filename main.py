@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         from core.quiet import silence_native_logs
         silence_native_logs()
     try:
+        from core.nn.backend import choose_backend
+        choose_backend(getattr(args, "backend", None))      # before any command imports keras
         return int(args.func(args) or 0)
     except VisageError as e:
         interact.log_err(str(e))

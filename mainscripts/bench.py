@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.add_argument("--iterations", type=REPEATS, default=30, help="timed iterations per setting (median reported)")
     t.add_argument("--warmup", type=FRAME_COUNT, default=5, help="untimed iterations first (default 5)")
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
+    from core.nn.backend import BACKEND_CHOICES
+    t.add_argument("--backend", action="append", choices=BACKEND_CHOICES, dest="backends",
+                   help="Keras backend(s) to measure, each in its own process, side by side (default: the one in use, "
+                        "VISAGE_BACKEND or tensorflow)")
+    t.add_argument("--rows-json", help=argparse.SUPPRESS)       # a child of a several-backend bench writes its rows here
     t.set_defaults(func=bench_train)
     from mainscripts.bench_merge import register as register_merge
     register_merge(bsub)

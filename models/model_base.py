@@ -40,8 +40,9 @@ class ModelBase:
     def __init__(self, model_dir: Path, src_dir: Path, dst_dir: Path, force_name: str | None = None,
                  given: dict[str, Any] | None = None, silent_start: bool = False, cpu_only: bool = False,
                  workers: int = 0, gpu_idxs: list[int] | None = None):
-        from core.nn.tf_backend import select_devices
-        self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive())
+        from core.nn.backend import select_devices
+        self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive(),
+                                      parallel=True)
         self.src_dir, self.dst_dir, self.workers = Path(src_dir), Path(dst_dir), workers
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
         self.files = ModelFiles(Path(model_dir), name, self.CLASS_NAME)
@@ -54,7 +55,7 @@ class ModelBase:
             self.loss_history: list[list[float]] = data.get("loss_history", [])
             self.saved_options(data, self.files.data_path)
             self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
-            from core.nn.tf_backend import set_precision
+            from core.nn.backend import set_precision
             self.precision = set_precision(self.options["precision"])
             self.parts: dict = {}
             self.build()
@@ -149,9 +150,11 @@ class ModelBase:
         return bool(self.options["target_iter"]) and self.iter >= self.options["target_iter"]
 
     def summary(self) -> str:
+        from core.nn.backend import describe_backend
         width = max(len(k) for k in self.options) + 2
         lines = [f"=== Model summary: {self.files.name}_{self.CLASS_NAME} ===", f"{'iteration':>{width}} : {self.iter}",
-                 f"{'devices':>{width}} : {self.devices}", f"{'precision in use':>{width}} : {self.precision}"]
+                 f"{'devices':>{width}} : {self.devices}", f"{'backend':>{width}} : {describe_backend()}",
+                 f"{'precision in use':>{width}} : {self.precision}"]
         lines += [f"{k:>{width}} : {v}" for k, v in self.options.items()]
         return "\n".join(lines) + "\n"
 

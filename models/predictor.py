@@ -20,7 +20,7 @@ class FacePredictor:
                  gpu_idxs: list[int] | None = None):
         from core.facelib.face_type import face_type_from_str
         from core.nn.archis import build_parts, swap
-        from core.nn.tf_backend import make_predict, select_devices, set_precision
+        from core.nn.backend import make_predict, select_devices, set_precision
         from models import model_class
         from models.model_files import ModelFiles, list_models, pick_model
         cls = model_class(model)

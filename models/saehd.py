@@ -100,7 +100,7 @@ class SAEHDModel(ModelBase):
     def build(self) -> None:
         from core.nn import optimizers
         from core.nn.archis import build_parts, trainable_parts
-        from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
+        from core.nn.backend import has_gpu, make_train_step, optimizer_device
         s = self.net = self.network_settings()
         self.parts = build_parts(s["archi"], s["resolution"], s["ae_dims"], s["e_dims"], s["d_dims"], s["d_mask_dims"])
         names = trainable_parts(s["kind"], self.options["random_warp"])
@@ -118,8 +118,10 @@ class SAEHDModel(ModelBase):
                 self._scaled_optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
                 self._scaled_optimizer.build(variables)
         # an optimizer kept on the CPU beside GPU weights cannot be one XLA cluster
+        trained = {id(v) for v in variables}
         self._step = make_train_step(self.losses, self._scaled_optimizer or self.optimizer, variables,
-                                     fuse_update=not (s["opt_on_cpu"] and has_gpu()))
+                                     fuse_update=not (s["opt_on_cpu"] and has_gpu()),
+                                     frozen=[v for p in self.parts.values() for v in p.weights if id(v) not in trained])
 
     def optimizer_arrays(self) -> dict[str, np.ndarray]:
         from core.nn.optimizers import optimizer_state
@@ -177,7 +179,8 @@ class SAEHDModel(ModelBase):
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         from core.nn.archis import forward
         out = forward(self.net["kind"], self.parts, src, dst, training=False)
-        return {k: np.asarray(v.numpy(), np.float32) for k, v in out.items()}
+        from keras.ops import convert_to_numpy
+        return {k: np.asarray(convert_to_numpy(v), np.float32) for k, v in out.items()}
 
 
 def batch_tuple(batch) -> tuple:

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.add_argument("--model", action="append", choices=["Quick96", "SAEHD"],
                    help="model(s) to measure (default both)")
     t.add_argument("--batch-size", type=Bounded(int, 1, 256), action="append", help="batch size(s) (default 4 and 8)")
-    t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
-                   help="precision(s) (default fp32 and bf16)")
+    t.add_argument("--precision", action="append", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="precision(s) (default fp32 and bf16; auto = what training would pick here)")
     t.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="SAEHD options (default: archi=liae-ud resolution=64 ae_dims=64 e_dims=32 d_dims=32 "
                         "d_mask_dims=16)")

@@ -3,7 +3,7 @@
 For each model, batch size and precision: median ms per iteration over N iterations after
 a warm-up, through `model.train_iteration()` (samples from the worker processes, as in
 training), the share of that time spent waiting for samples, GFLOP/s from the step's
-counted floating-point operations, and the same step fed pre-made tensors (no sampler) so
+counted floating-point operations (TensorFlow only), the peak GPU memory, and the same step fed pre-made tensors (no sampler) so
 the overhead of the whole trainer shows as a ratio. With `--backend` (repeatable) each Keras
 backend is measured in its own process and the rows come side by side.
 """
@@ -56,7 +56,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
 
 def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: dict) -> list[tuple]:
     """Rows of every model x batch x precision, on the backend this process runs."""
-    from core.nn.backend import backend_name
+    from core.nn.backend import backend_name, peak_memory
     from models import model_class
     backend, rows = backend_name(), []
     for name in args.model or ["Quick96", "SAEHD"]:
@@ -79,7 +79,9 @@ def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: 
                         gflops = forward_flops(lambda b: model.losses(b)[0], r["fixed"]) * 3 / (r["ms"] / 1000) / 1e9
                 finally:
                     model.close()
-                rows.append((backend, name, bs, prec, r["ms"], r["bare_ms"], gflops, r["wait"]))
+                peak = peak_memory()
+                rows.append((backend, name, bs, model.precision, r["ms"], r["bare_ms"], gflops, r["wait"],
+                             None if peak is None else peak / 2**20))
                 interact.log_info(f"  {backend} {name} batch {bs} {prec}: {r['ms']:.0f} ms/iter")
     return rows
 
@@ -124,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
                       f"{describe()}; SAEHD "
                       + " ".join(f"{k}={v}" for k, v in saehd_opts.items()))
     interact.log_info(f"{'backend':<10} {'model':<8} {'batch':>5} {'prec':>5} {'ms/iter':>8} {'bare ms':>8} "
-                      f"{'ratio':>6} {'GFLOP/s':>8} {'wait %':>7}")
-    for backend, name, bs, prec, ms, bare, gflops, wait in rows:
+                      f"{'ratio':>6} {'GFLOP/s':>8} {'wait %':>7} {'peak MiB':>9}")
+    for backend, name, bs, prec, ms, bare, gflops, wait, peak in rows:
         interact.log_info(f"{backend:<10} {name:<8} {bs:>5} {prec:>5} {ms:8.1f} {bare:8.1f} {ms / bare:6.2f} "
-                          f"{'-' if gflops is None else f'{gflops:.1f}':>8} {100 * wait:7.1f}")
+                          f"{'-' if gflops is None else f'{gflops:.1f}':>8} {100 * wait:7.1f} "
+                          f"{'-' if peak is None else f'{peak:.0f}':>9}")
     return 0 if rows else 1

@@ -82,3 +82,15 @@ def test_one_data_parallel_step_on_two_devices_gives_the_single_device_weights(s
     assert r["devices"] == 2 and r["replicas"] == 2 and r["variable_devices"] == 2, r
     assert r["moved"] > 1e-4, r                     # the step changed the weights ...
     assert r["max_diff"] < 1e-5, r                  # ... and the two devices changed them as one does
+
+
+def test_doctor_names_the_backend_in_use_and_the_others_installed():
+    import re
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "VISAGE_BACKEND")}
+    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "doctor", "--backend", "jax"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout
+    assert re.search(r"^ok +backend +jax [0-9.]+ \(keras 3[0-9.]+\), in use$", out, re.M), out
+    assert re.search(r"^ok +backend tensorflow +TensorFlow [0-9.]+ installed: --backend tensorflow$", out, re.M), out
+    assert re.search(r"^ok +backend torch +PyTorch [0-9.+a-z]+ installed: --backend torch$", out, re.M), out
+    assert re.search(r"^ok +(GPU +none found by jax|GPU 0 )", out, re.M), out

@@ -225,6 +225,11 @@ def make_predict(fn: Callable) -> Callable:
     return _impl().make_predict(fn)
 
 
+def peak_memory() -> int | None:
+    """Peak bytes the backend has allocated on the (first) GPU, None on the CPU: for bench and gpu_check."""
+    return _impl().peak_memory()
+
+
 def optimizer_device(on_cpu: bool):
     """Context placing optimizer state on the CPU when asked and a GPU exists (DFL's option; TensorFlow only)."""
     if backend_name() == "tensorflow":

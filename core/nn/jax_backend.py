@@ -31,6 +31,14 @@ def use_gpu(index: int) -> None:
     jax.config.update("jax_default_device", jax.devices("gpu")[index])
 
 
+def peak_memory() -> int | None:
+    import jax
+    if jax.default_backend() == "cpu":
+        return None
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
 def data_parallel(devices: list | None) -> int:
     """Replicate every variable built from now on over `devices` (GPU indexes; None = every device, CPU
     included) and split each batch between them: XLA all-reduces the gradients inside the one step."""

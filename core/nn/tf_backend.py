@@ -33,6 +33,14 @@ def use_gpu(index: int) -> None:
     tf.config.set_visible_devices([physical_gpus()[index]], "GPU")
 
 
+def peak_memory() -> int | None:
+    """Peak bytes allocated on GPU 0 since start, or None without a GPU."""
+    import tensorflow as tf
+    if not physical_gpus():
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
 def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:
     """One gradient step as a tf.function (see core.nn.backend.make_train_step; `frozen` is not needed here).
 

@@ -28,6 +28,11 @@ def use_gpu(index: int) -> None:
         torch.cuda.set_device(index)
 
 
+def peak_memory() -> int | None:
+    import torch
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
 def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:
     import torch
     from keras.ops import convert_to_tensor

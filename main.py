@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.run_log import recording
     with recording(_run_name(args), args, list(sys.argv[1:] if argv is None else argv)):
         try:
+            from core.nn.backend import choose_backend
+            choose_backend(getattr(args, "backend", None))      # before any command imports keras
             return int(args.func(args) or 0)
         except VisageError as e:
             interact.log_err(str(e))

@@ -37,14 +37,19 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.add_argument("--model", action="append", choices=model_names(),
                    help="model(s) to measure (default all that swap faces; XSeg at 256 px)")
     t.add_argument("--batch-size", type=Option("batch_size", int, 4, "batch size", lo=1, hi=256), action="append", help="batch size(s) (default 4 and 8)")
-    t.add_argument("--precision", action="append", choices=["fp32", "bf16", "fp16"],
-                   help="precision(s) (default fp32 and bf16)")
+    t.add_argument("--precision", action="append", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="precision(s) (default fp32 and bf16; auto = what training would pick here)")
     t.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="SAEHD options (default: archi=liae-ud resolution=64 ae_dims=64 e_dims=32 d_dims=32 "
                         "d_mask_dims=16)")
     t.add_argument("--iterations", type=REPEATS, default=30, help="timed iterations per setting (median reported)")
     t.add_argument("--warmup", type=FRAME_COUNT, default=5, help="untimed iterations first (default 5)")
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
+    from core.nn.backend import BACKEND_CHOICES
+    t.add_argument("--backend", action="append", choices=BACKEND_CHOICES, dest="backends",
+                   help="Keras backend(s) to measure, each in its own process, side by side (default: the one in use, "
+                        "VISAGE_BACKEND or tensorflow)")
+    t.add_argument("--rows-json", help=argparse.SUPPRESS)       # a child of a several-backend bench writes its rows here
     t.set_defaults(func=bench_train)
     from mainscripts.bench_merge import register as register_merge
     register_merge(bsub)

@@ -32,7 +32,9 @@ MODEL_NAME = "bench"
 
 def register(bsub: argparse._SubParsersAction) -> None:
     from models import model_names
+    from core.nn.backend import add_backend_flag
     m = bsub.add_parser("merge", help="frames/s of batch merge at the dst resolution, per stage")
+    add_backend_flag(m)
     m.add_argument("--clip", default="single_face.mp4",
                    help="dst: a video file, or the name of a sample clip (default: the 640x360 sample)")
     m.add_argument("--frames", type=FRAME_COUNT, default=0, help="use only the first N frames (0 = all)")

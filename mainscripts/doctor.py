@@ -1,8 +1,8 @@
 """`doctor`: what this machine gives Visage, one line each, and exit 1 if something needed is missing.
 
 Python, the pinned packages (installed version against requirements.txt), the face models the
-packages ship, the Keras backend and its version, the devices TensorFlow finds (GPU name,
-compute capability, memory), the precision `auto` picks and why (CPU flags), ffmpeg, and
+packages ship, the Keras backend in use and its version, the other backends installed, the
+devices that backend finds (GPU name, compute capability, memory), the precision `auto` picks and why (CPU flags), ffmpeg, and
 whether a preview window can open.
 """
 from __future__ import annotations
@@ -23,7 +23,9 @@ Check = tuple[str, str, str]          # (status: ok / warn / MISSING, what, deta
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from core.nn.backend import add_backend_flag
     p = sub.add_parser("doctor", parents=[parent], help="check this machine: Python, packages, devices, ffmpeg")
+    add_backend_flag(p)
     p.set_defaults(func=cli)
 
 
@@ -84,16 +86,13 @@ def face_models() -> Iterator[Check]:
             yield "ok", key, f"{m.vendor} ({m.licence})"
 
 
-def _gpus(tf) -> Iterator[Check]:
-    from core.nn.tf_backend import physical_gpus
-    gpus = physical_gpus()
-    if not gpus:
-        yield "ok", "GPU", "none found: training runs on the CPU"
-    for i, gpu in enumerate(gpus):
-        details = tf.config.experimental.get_device_details(gpu)
-        cc = details.get("compute_capability")
-        yield "ok", f"GPU {i}", f"{details.get('device_name', gpu.name)}" + (
-            f", compute capability {cc[0]}.{cc[1]}" if cc else "") + _gpu_memory(i)
+def _gpus() -> Iterator[Check]:
+    from core.nn.backend import backend_name, gpus
+    found = gpus()
+    if not found:
+        yield "ok", "GPU", f"none found by {backend_name()}: training runs on the CPU"
+    for i, (name, cc) in enumerate(found):
+        yield "ok", f"GPU {i}", name + (f", compute capability {cc[0]}.{cc[1]}" if cc != (0, 0) else "") + _gpu_memory(i)
 
 
 def _gpu_memory(index: int) -> str:
@@ -112,16 +111,23 @@ def _gpu_memory(index: int) -> str:
 
 def backend() -> Iterator[Check]:
     from core.machine import describe
+    from core.nn.backend import BACKENDS, auto_precision, backend_name, describe_backend
     yield "ok", "CPU", describe()
     try:
-        import keras
-        import tensorflow as tf
+        import keras  # noqa: F401  (starts the backend chosen by --backend / VISAGE_BACKEND)
     except ImportError as e:
-        yield "MISSING", "backend", f"keras/tensorflow cannot be imported ({e})"
+        yield "MISSING", "backend", f"keras or its backend cannot be imported ({e})"
         return
-    yield "ok", "backend", f"keras {keras.__version__} on {keras.backend.backend()} {tf.__version__}"
-    yield from _gpus(tf)
-    from core.nn.tf_backend import auto_precision
+    yield "ok", "backend", f"{describe_backend()}, in use"
+    for name, (package, _, label) in BACKENDS.items():
+        if name != backend_name():
+            try:
+                version = importlib.metadata.version(package)
+            except importlib.metadata.PackageNotFoundError:
+                yield "ok", f"backend {name}", f"{label} not installed (optional; README \"GPU\")"
+            else:
+                yield "ok", f"backend {name}", f"{label} {version} installed: --backend {name}"
+    yield from _gpus()
     choice, why = auto_precision()
     yield "ok", "precision auto", f"{choice}: {why}"
 

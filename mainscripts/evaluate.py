@@ -21,7 +21,7 @@ import numpy as np
 
 from core import interact
 from core.errors import VisageError
-from core.nn.tf_backend import add_device_flags
+from core.nn.backend import add_device_flags
 
 WORST_FACES = 6
 THUMB = 112

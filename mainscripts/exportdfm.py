@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def cli(args: argparse.Namespace) -> int:
     given = {} if args.quantize is None else {"quantize": args.quantize}
-    from core.nn.tf_backend import physical_gpus
+    from core.nn.backend import gpus
     from models.trained import load_trained
-    physical_gpus()                      # TensorFlow's first device look, with its native chatter silenced
+    gpus()                               # the backend's first device look, with its native chatter silenced
     trained = load_trained(args.model_dir, args.model, args.force_model_name, what="export", precision="fp32")
     try:
         opts = resolve(OPTIONS, given, ask=interact.is_interactive())

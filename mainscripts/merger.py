@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from core import interact
 from core.options import WORKERS
-from core.nn.tf_backend import add_device_flags
+from core.nn.backend import add_device_flags
 
 BOOL = argparse.BooleanOptionalAction
 PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
@@ -59,6 +59,9 @@ def cli(args: argparse.Namespace) -> int:
     frames = load_frames(input_dir, Path(args.aligned_dir) if args.aligned_dir else input_dir / "aligned")
     given = given_options(args)
     predictor = FacePredictor(args.model_dir, args.model, args.force_model_name, args.cpu_only, args.force_gpu_idxs)
+    from core.nn.backend import describe_backend
+    interact.log_info(f"Model {predictor.title}, iteration {predictor.iteration}: {predictor.devices}, "
+                      f"{describe_backend()}, {predictor.precision}")
     interactive = args.interactive
     if interactive is None:
         interactive = interact.is_interactive() and interact.input_bool(

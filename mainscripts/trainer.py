@@ -16,7 +16,7 @@ from pathlib import Path
 from core import interact
 from core.options import WORKERS, Option
 from core.errors import VisageError
-from core.nn.tf_backend import add_device_flags
+from core.nn.backend import add_device_flags
 
 AUTOSAVE_MINUTES = 25
 PREVIEW_FILE_SECONDS = 60

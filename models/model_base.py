@@ -65,8 +65,9 @@ class ModelBase:
                  force_name: str | None = None,
                  given: dict[str, Any] | None = None, silent_start: bool = False, cpu_only: bool = False,
                  workers: int = 0, gpu_idxs: list[int] | None = None, pretraining_dir: Path | None = None):
-        from core.nn.tf_backend import select_devices
-        self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive())
+        from core.nn.backend import select_devices
+        self.devices = select_devices(cpu_only, gpu_idxs, ask=not silent_start and interact.is_interactive(),
+                                      parallel=True)
         self.face_dirs, self.workers = self.face_sets_given({"src": src_dir, "dst": dst_dir}), workers
         self.pretraining_dir = Path(pretraining_dir) if pretraining_dir else None
         name = pick_model(Path(model_dir), self.CLASS_NAME, force_name)
@@ -83,7 +84,7 @@ class ModelBase:
             self.eta = ""                                   # to target_iter, kept by mainscripts/train_logs.py
             self.saved_options(data, self.files.data_path)
             self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
-            from core.nn.tf_backend import set_precision
+            from core.nn.backend import set_precision
             self.precision = set_precision(self.options["precision"])
             self.parts: dict = {}
             self.build()
@@ -229,9 +230,11 @@ class ModelBase:
         return bool(self.options["target_iter"]) and self.iter >= self.options["target_iter"]
 
     def summary(self) -> str:
+        from core.nn.backend import describe_backend
         width = max(len(k) for k in self.options) + 2
         lines = [f"=== Model summary: {self.files.name}_{self.CLASS_NAME} ===", f"{'iteration':>{width}} : {self.iter}",
-                 f"{'devices':>{width}} : {self.devices}", f"{'precision in use':>{width}} : {self.precision}"]
+                 f"{'devices':>{width}} : {self.devices}", f"{'backend':>{width}} : {describe_backend()}",
+                 f"{'precision in use':>{width}} : {self.precision}"]
         if self.eta:
             lines.append(f"{'eta to target':>{width}} : {self.eta}")
         lines += [f"{k:>{width}} : {v}" for k, v in self.options.items()]

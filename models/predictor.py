@@ -19,7 +19,7 @@ class FacePredictor:
     def __init__(self, model_dir: str | Path, model: str, force_name: str | None = None, cpu_only: bool = False,
                  gpu_idxs: list[int] | None = None):
         from core.facelib.face_type import face_type_from_str
-        from core.nn.tf_backend import make_predict, select_devices
+        from core.nn.backend import make_predict, select_devices
         from models.trained import load_trained
         self.devices = select_devices(cpu_only, gpu_idxs)
         trained = load_trained(model_dir, model, force_name, what="merge")

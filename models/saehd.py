@@ -209,7 +209,7 @@ class SAEHDModel(ModelBase):
         """DFL's optimizer for one set of parts (same class, lr, dropout, clipping for all), its fp16 loss-scaling
         wrapper (None in other precisions) and its compiled step."""
         from core.nn import optimizers
-        from core.nn.tf_backend import has_gpu, make_train_step, optimizer_device
+        from core.nn.backend import has_gpu, make_train_step, optimizer_device
         s = self.net
         opt_cls = optimizers.RMSprop if s["rmsprop"] else optimizers.AdaBelief
         # the main optimizer keeps the class's default name: its slot names are in existing saves
@@ -226,8 +226,10 @@ class SAEHDModel(ModelBase):
                 scaled = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
                 scaled.build(variables)
         # an optimizer kept on the CPU beside GPU weights cannot be one XLA cluster
+        trained = {id(v) for v in trainable}
+        frozen = [v for p in self.parts.values() for v in p.weights if id(v) not in trained]
         return opt, scaled, make_train_step(loss_fn, scaled or opt, trainable,
-                                            fuse_update=not (s["opt_on_cpu"] and has_gpu()))
+                                            fuse_update=not (s["opt_on_cpu"] and has_gpu()), frozen=frozen)
 
     def optimizer_parts(self) -> dict:
         return {"optimizer": self.optimizer, **{name: opt for name, opt, _ in self._d_steps}}
@@ -372,7 +374,8 @@ class SAEHDModel(ModelBase):
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         from core.nn.archis import forward
         out = forward(self.net["kind"], self.parts, src, dst, training=False)
-        return {k: np.asarray(v.numpy(), np.float32) for k, v in out.items()}
+        from keras.ops import convert_to_numpy
+        return {k: np.asarray(convert_to_numpy(v), np.float32) for k, v in out.items()}
 
 
 def batch_tuple(batch) -> tuple:

@@ -41,7 +41,7 @@ def load_trained(model_dir: str | Path, model: str, force_name: str | None = Non
 
     `precision` overrides the saved one (export builds its graph in fp32).
     """
-    from core.nn.tf_backend import set_precision
+    from core.nn.backend import set_precision
     from models import model_class
     from models.model_files import ModelFiles, list_models, pick_model
     cls = model_class(model)

@@ -62,7 +62,7 @@ class XSegModel(ModelBase):
 
     def build(self) -> None:
         from core.nn import optimizers
-        from core.nn.tf_backend import make_train_step
+        from core.nn.backend import make_train_step
         from core.nn.xseg_archi import build_xseg
         self.options["resolution"] = snapped_resolution(self.options["resolution"])
         self.net = {"resolution": self.options["resolution"], "face_type": face_type_from_str(self.options["face_type"])}
@@ -70,7 +70,8 @@ class XSegModel(ModelBase):
         variables = self.parts[PART].trainable_variables
         self.optimizer = optimizers.RMSprop(learning_rate=LEARNING_RATE, lr_dropout=LR_DROPOUT, lr_cos=0, clipnorm=0.0)
         self.optimizer.build(variables)
-        self._step = make_train_step(self.losses, self.optimizer, variables)
+        self._step = make_train_step(self.losses, self.optimizer, variables,
+                                     frozen=self.parts[PART].non_trainable_variables)
 
     def optimizer_parts(self) -> dict:
         return {"optimizer": self.optimizer}
@@ -121,7 +122,7 @@ class XSegPredictor:
     """A trained XSeg model for inference: `masks(crops)` and `mask_for_face(aligned face)`."""
 
     def __init__(self, model_dir: str | Path, force_name: str | None = None):
-        from core.nn.tf_backend import make_predict
+        from core.nn.backend import make_predict
         from core.nn.xseg_archi import build_xseg
         from models.model_files import ModelFiles, list_models, pick_model
         model_dir = Path(model_dir)

@@ -2,6 +2,7 @@
 # Creates .venv with a Python >= 3.11 and installs the pinned requirements; does nothing when they are already in.
 # The interpreter: $PYTHON if set, else the first of python3.13, python3.12, python3.11, python3 that is new
 # enough and has the venv module. `setup.sh --find-python` prints the one it would use and exits.
+# `--gpu nvidia|amd|apple|none` adds that vendor's GPU build (asked once at a terminal, remembered in .venv).
 set -euo pipefail
 HERE=.
 [[ "${BASH_SOURCE[0]}" == */* ]] && HERE="${BASH_SOURCE[0]%/*}"
@@ -36,6 +37,31 @@ find_python() {
   return 1
 }
 
+# What a GPU vendor gets on top of requirements.txt, and the Keras backend it trains with (README "GPU").
+gpu_packages() {
+  local tf torch os
+  tf="$(sed -n 's/^tensorflow==//p' "$ROOT/requirements.txt")"
+  torch="$(sed -n 's/^torch==//p' "$ROOT/requirements-dev.txt")"
+  os="$(uname -s)"
+  case "$1/$os" in
+    nvidia/Linux) echo "tensorflow tensorflow[and-cuda]==$tf" ;;
+    amd/Linux) echo "torch torch==$torch --index-url https://download.pytorch.org/whl/rocm6.4" ;;
+    apple/Darwin) echo "torch torch==$torch" ;;
+    none/*) echo "tensorflow" ;;
+    *) echo "no GPU build of Visage's backends for $1 on $os; training will use the CPU (see README \"GPU\")" >&2
+       echo "tensorflow" ;;
+  esac
+}
+
+GPU="" ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --gpu) GPU="${2:-}"; shift $(( $# > 1 ? 2 : 1 )) ;;
+    --gpu=*) GPU="${1#--gpu=}"; shift ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+set -- ${ARGS[@]+"${ARGS[@]}"}
 if [ "${1:-}" = "--find-python" ]; then
   find_python
   exit
@@ -46,11 +72,28 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
   echo "Creating virtual environment in .venv with $PY ..."
   "$PY" -m venv "$ROOT/.venv"
 fi
+# The GPU vendor: --gpu, else the one remembered, else asked once at a terminal; none otherwise.
+GPU_FILE="$ROOT/.venv/visage-gpu"
+if [ -z "$GPU" ] && [ -f "$GPU_FILE" ]; then
+  GPU="$(cat "$GPU_FILE")"
+elif [ -z "$GPU" ] && [ -t 0 ]; then
+  read -r -p "Which GPU trains here? nvidia / amd / apple / none [none]: " GPU
+  GPU="${GPU:-none}"
+fi
+case "${GPU:-none}" in nvidia|amd|apple|none) ;; *) echo "--gpu must be nvidia, amd, apple or none, not '$GPU'" >&2; exit 2 ;; esac
+[ -n "$GPU" ] && echo "$GPU" > "$GPU_FILE"
+read -r BACKEND EXTRA <<< "$(gpu_packages "${GPU:-none}")"
+echo "$BACKEND" > "$ROOT/.venv/visage-backend"
 STAMP="$ROOT/.venv/.installed-$(basename "$REQ")"
-HASH="$(cat "$ROOT"/requirements*.txt | sha256sum | cut -d' ' -f1)"
+HASH="$( (cat "$ROOT"/requirements*.txt; echo "$EXTRA") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "Installing dependencies from $(basename "$REQ") ..."
   "$ROOT/.venv/bin/python" -m pip install --quiet --upgrade pip
   "$ROOT/.venv/bin/python" -m pip install --quiet -r "$REQ"
+  if [ -n "$EXTRA" ]; then
+    echo "Installing the ${GPU} GPU build: $EXTRA ..."
+    # shellcheck disable=SC2086
+    "$ROOT/.venv/bin/python" -m pip install --quiet $EXTRA
+  fi
   echo "$HASH" > "$STAMP"
 fi

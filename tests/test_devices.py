@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core.nn.tf_backend import parse_gpu_idxs, select_devices
+from core.nn.backend import parse_gpu_idxs, select_devices
 
 
 def test_gpu_idxs_parse_as_deepfacelab_writes_them():

@@ -1,0 +1,60 @@
+"""The PyTorch backend's own parts: its GPUs, the train step by autograd, inference without gradients.
+
+Keras on torch keeps each variable as a `torch.nn.Parameter`, so one step is: the loss in
+eager mode, `torch.autograd.grad` over the trained variables (no `.grad` left behind on the
+frozen ones), then the optimizer's update under `torch.no_grad()`. The update is plain
+eager code: `torch.compile` of it did not work with Keras' variables on the CPU here (see the
+README), so `fuse_update` has no effect on this backend.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+
+def gpus() -> list[tuple[str, tuple[int, int]]]:
+    """CUDA GPUs (ROCm builds show AMD GPUs here too) with compute capability, or Apple's MPS device."""
+    import torch
+    if not torch.cuda.is_available():
+        mps = getattr(torch.backends, "mps", None)
+        return [("Apple GPU (MPS)", (0, 0))] if mps is not None and mps.is_available() else []
+    return [(torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i)))
+            for i in range(torch.cuda.device_count())]
+
+
+def use_gpu(index: int) -> None:
+    """Keras on torch places tensors on "cuda", the current device: make it GPU `index` (MPS has one)."""
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.set_device(index)
+
+
+def peak_memory() -> int | None:
+    import torch
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
+def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:
+    import torch
+    from keras.ops import convert_to_tensor
+    params = [v.value for v in variables]
+
+    def step(batch):
+        total, *aux = loss_fn(tuple(convert_to_tensor(b) for b in batch))     # NumPy arrays do not mix with torch
+        scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
+        grads = torch.autograd.grad(scaled, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+        with torch.no_grad():
+            optimizer.apply(grads, variables)
+        return tuple(t.detach() for t in (total, *aux))
+    return step
+
+
+def make_predict(fn: Callable) -> Callable:
+    import keras
+    import torch
+
+    def predict(*args):
+        with torch.no_grad():
+            out = fn(*(keras.ops.convert_to_tensor(a) for a in args))
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, out)
+    return predict

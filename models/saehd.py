@@ -91,7 +91,7 @@ def learning_rate_option(default: float) -> Option:
     """One declaration of the option; each model gives its own default (DeepFaceLab's hidden constant)."""
     return Option("learning_rate", float, default, f"Optimizer learning rate (DeepFaceLab's fixed {default:g}). "
                   "`train --find-lr` suggests one for this model and faceset.", prompt="Learning rate",
-                  lo=1e-7, hi=1e-2)
+                  lo=1e-7, hi=1.0)
 
 
 # What pretraining forces (DeepFaceLab's list; true face and colour transfer need the real pair too).

@@ -19,8 +19,9 @@ def test_every_command_takes_its_model_list_from_the_registry(monkeypatch):
     import models
     monkeypatch.setitem(models.MODELS, "Probe", "models.saehd:SAEHDModel")   # a model registered once, here
     parser = main.build_parser()
-    assert _choices(parser, "train") == list(MODELS) and "Probe" in MODELS
-    for path in (("merge",), ("exportdfm",), ("evaluate",), ("bench", "train"), ("bench", "merge")):
+    assert _choices(parser, "train") == _choices(parser, "bench", "train") == list(MODELS) and "Probe" in MODELS
+    assert "XSeg" in MODELS and "XSeg" not in model_names(swaps_faces=True)
+    for path in (("merge",), ("exportdfm",), ("evaluate",), ("bench", "merge")):
         assert _choices(parser, *path) == model_names(swaps_faces=True), path
 
 

@@ -2,9 +2,8 @@
 
 Keras on torch keeps each variable as a `torch.nn.Parameter`, so one step is: the loss in
 eager mode, `torch.autograd.grad` over the trained variables (no `.grad` left behind on the
-frozen ones), then the optimizer's update under `torch.no_grad()`. The update is plain
-eager code: `torch.compile` of it did not work with Keras' variables on the CPU here (see the
-README), so `fuse_update` has no effect on this backend.
+frozen ones), then the optimizer's update under `torch.no_grad()`. `torch.compile` is not
+tried yet, so `fuse_update` has no effect on this backend.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ beside the dst frames they were made from (matched by name, faces from the dst a
 folder) and measures, per face: identity (dlib distance to the src and the dst person),
 fidelity (landmarks and pose found again on the merged frame vs the dst frame), sharpness
 and seam (inside / on the edge of the merge mask, relative to the dst); over time: flicker
-and landmark jitter; with `--model-dir`: the model's src -> src reconstruction. Every
+and landmark jitter; with `--model-dir`: the model's src -> src and dst -> dst reconstruction. Every
 figure is defined in README.md, "Evaluating a swap"; the measuring lives in core/evaluate/.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    "faces' landmark hulls are used)")
     p.add_argument("--output-dir", help="folder for evaluate.json and evaluate.png (default: the merged folder's "
                    "parent, or the folder above it when that holds the dst frames, e.g. workspace/)")
-    p.add_argument("--model-dir", help="also measure the model's src -> src reconstruction (SSIM, PSNR)")
+    p.add_argument("--model-dir", help="also measure the model's src -> src and dst -> dst reconstruction (SSIM, PSNR)")
     p.add_argument("--model", choices=model_names(swaps_faces=True), help="model in --model-dir (default: the only one there)")
     p.add_argument("--force-model-name", help="model name in --model-dir, when it holds several")
     p.add_argument("--holdout-dir", help="src faces the model never trained on, for the reconstruction figures "
@@ -223,8 +223,9 @@ def evaluate(merged_dir, dst_dir, src_aligned_dir, dst_aligned_dir=None, mask_di
         from models.predictor import FacePredictor
         predictor = FacePredictor(model_dir, _model_class(Path(model_dir), model), force_model_name, cpu_only,
                                   gpu_idxs)
-        from core.evaluate.reconstruction import src_reconstruction
-        recon = src_reconstruction(predictor, Path(holdout_dir or src_aligned_dir), held_out=holdout_dir is not None)
+        from core.evaluate.reconstruction import reconstruction
+        recon = reconstruction(predictor, Path(holdout_dir or src_aligned_dir), holdout_dir is not None,
+                               dst_aligned_dir if dst_aligned_dir.is_dir() else None)
         del predictor                       # releases the shared lock on the model
     encoder = IdentityEncoder()
     src_mean, n_src = identity.src_identity(encoder, src_aligned_dir)

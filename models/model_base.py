@@ -143,6 +143,12 @@ class ModelBase:
         raise NotImplementedError
 
     @classmethod
+    def reconstruct(cls, options: dict[str, Any], parts: dict, faces):
+        """dst -> dst: the model's redrawing of dst faces through its dst path (evaluate's
+        reconstruction figure); None for a model without one."""
+        return None
+
+    @classmethod
     def export(cls, options: dict[str, Any], parts: dict, path: Path, quantize: bool = False,
                fmt: str = "dfm") -> None:
         """Write the inference graph as one ONNX file (a DeepFaceLab .dfm is exactly that), atomically."""

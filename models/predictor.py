@@ -30,6 +30,12 @@ class FacePredictor:
         self.resolution, self.face_type = int(resolution), face_type_from_str(face_type)
         graph = trained.inference()
         self._swap = make_predict(lambda x: graph(x, training=False))
+        self._dst_dst = make_predict(lambda x: trained.cls.reconstruct(trained.options, trained.parts, x))
+
+    def reconstruct_dst_batch(self, crops: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """dst crops redrawn through the model's dst path (ModelBase.reconstruct); None if it has none."""
+        out = self._dst_dst(np.stack(crops).astype(np.float32))
+        return None if out is None else list(np.asarray(out, np.float32))
 
     def predict_batch(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
         """Predict several dst crops (each (res, res, 3) float32 BGR in [0, 1]) in one call.

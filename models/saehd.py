@@ -165,6 +165,12 @@ class SAEHDModel(ModelBase):
         s = cls.settings_from_options(dict(options))
         return swap_graph(s["kind"], parts, s["resolution"])
 
+    @classmethod
+    def reconstruct(cls, options: dict, parts: dict, faces):
+        from core.nn.archis import forward
+        kind = cls.settings_from_options(dict(options))["kind"]
+        return forward(kind, parts, faces, faces, training=False)["pred_dst_dst"]   # the src half is not used
+
     def training_options(self) -> dict:
         """The options as training uses them: pretraining overrides DeepFaceLab's list (PRETRAIN_FORCES)."""
         return {**self.options, **PRETRAIN_FORCES} if self.options.get("pretrain") else dict(self.options)

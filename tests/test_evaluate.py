@@ -192,7 +192,7 @@ TINY = ["archi=df-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", 
         "target_iter=2"]
 
 
-def test_command_with_a_model_adds_src_reconstruction(dst, src_faceset, tmp_path, capsys):
+def test_command_with_a_model_adds_src_and_dst_reconstruction(dst, src_faceset, tmp_path, capsys):
     """The whole command through main.py, with a tiny SAEHD trained for 2 iterations on the two facesets."""
     frames_dir, aligned = dst
     model_dir = tmp_path / "model"
@@ -211,7 +211,9 @@ def test_command_with_a_model_adds_src_reconstruction(dst, src_faceset, tmp_path
     r = json.loads((out / "evaluate.json").read_text())["reconstruction"]
     assert r["faces"] == 12 and r["held_out"] is True and r["iteration"] == 2
     assert 0.0 < r["src_ssim"] < 0.9 and 5.0 < r["src_psnr_db"] < 40.0      # 2 iterations: far from the faces
-    assert "not measured" in r["dst"]
+    assert r["dst_faces"] == 12 and r["dst_faces_dir"] == str(aligned)              # dst -> dst on the dst faces
+    assert 0.0 < r["dst_ssim"] < 0.9 and 5.0 < r["dst_psnr_db"] < 40.0 and r["dst_ssim"] != r["src_ssim"]
+    assert "12 dst faces: SSIM" in printed
     assert (out / "evaluate.png").is_file()
 
 

@@ -1,10 +1,11 @@
-"""How well the model redraws the src person: SSIM and PSNR of src -> src.
+"""How well the model redraws each person: SSIM and PSNR of src -> src and dst -> dst.
 
 The merger's predictor decodes its input with the src decoder (DF: decoder_src after the
 shared inter; LIAE: the decoder on inter_AB twice), which is exactly the src -> src path of
 training, so src faces sent through it give the src reconstruction. dst -> dst (DF's
-decoder_dst, LIAE's inter_B path) is not reachable through the predictor and is not
-measured. Faces are cropped to the model's face type and resolution as the trainer crops
+decoder_dst, LIAE's decoder on inter_B + inter_AB) comes from the model's `reconstruct`
+hook, on the dst aligned faces (ones it trained on; the trainer's held-out validation
+faces give the held-out dst figure while training). Faces are cropped to the model's face type and resolution as the trainer crops
 them; both figures are taken over the face's landmark hull, on B, G, R in [0, 1].
 Pass faces the model never trained on (`--holdout-dir`) for a held-out figure.
 """
@@ -59,18 +60,37 @@ def model_crops(faces: list, face_type, resolution: int) -> list[tuple[np.ndarra
     return out
 
 
-def src_reconstruction(predictor, folder: str | Path, held_out: bool, limit: int = MAX_FACES) -> dict:
-    """reconstruction.* figures: mean SSIM and PSNR of src -> src over up to `limit` faces of `folder`."""
-    from core.evaluate.identity import read_faces
-    crops = model_crops(read_faces(folder, limit), predictor.face_type, predictor.resolution)
+def _figures(pairs) -> tuple[float, float]:
+    """Mean SSIM and PSNR over the hull of each (prediction, (crop, hull))."""
     ssims, psnrs = [], []
+    for face, (crop, hull) in pairs:
+        face = np.clip(face, 0.0, 1.0)
+        ssims.append(float(ssim_map(face, crop)[hull].mean()))
+        psnrs.append(psnr(face, crop, hull))
+    return float(np.mean(ssims)), float(np.mean(psnrs))
+
+
+def _predicted(predict, crops: list) -> list:
+    out = []
     for i in range(0, len(crops), BATCH):
-        chunk = crops[i:i + BATCH]
-        for (crop, hull), (face, _, _) in zip(chunk, predictor.predict_batch([c for c, _ in chunk])):
-            face = np.clip(face, 0.0, 1.0)
-            ssims.append(float(ssim_map(face, crop)[hull].mean()))
-            psnrs.append(psnr(face, crop, hull))
-    return {"model": predictor.title, "iteration": int(predictor.iteration), "faces": len(crops),
-            "faces_dir": str(folder), "held_out": held_out,
-            "src_ssim": float(np.mean(ssims)), "src_psnr_db": float(np.mean(psnrs)),
-            "dst": "not measured: the merge predictor has no dst -> dst path"}
+        out += predict([c for c, _ in crops[i:i + BATCH]])
+    return out
+
+
+def reconstruction(predictor, src_folder: str | Path, held_out: bool, dst_folder: str | Path | None = None,
+                   limit: int = MAX_FACES) -> dict:
+    """reconstruction.* figures: mean SSIM and PSNR of src -> src over up to `limit` faces of
+    `src_folder`, and of dst -> dst over `dst_folder` where the model has a dst path."""
+    from core.evaluate.identity import read_faces
+    crops = model_crops(read_faces(src_folder, limit), predictor.face_type, predictor.resolution)
+    src_ssim, src_psnr = _figures(zip([f for f, _, _ in _predicted(predictor.predict_batch, crops)], crops))
+    out = {"model": predictor.title, "iteration": int(predictor.iteration), "faces": len(crops),
+           "faces_dir": str(src_folder), "held_out": held_out, "src_ssim": src_ssim, "src_psnr_db": src_psnr}
+    dst = model_crops(read_faces(dst_folder, limit), predictor.face_type, predictor.resolution) if dst_folder else []
+    redrawn = _predicted(predictor.reconstruct_dst_batch, dst) if dst else None
+    if redrawn is None:
+        out["dst"] = "not measured: " + ("no dst faces given" if not dst else "the model has no dst -> dst path")
+    else:
+        dst_ssim, dst_psnr = _figures(zip(redrawn, dst))
+        out.update(dst_faces=len(dst), dst_faces_dir=str(dst_folder), dst_ssim=dst_ssim, dst_psnr_db=dst_psnr)
+    return out

@@ -63,7 +63,9 @@ def headline(summary: dict) -> list[str]:
     if r:
         lines.append(f"reconstruction ({r['model']} iter {r['iteration']}, {r['faces']} "
                      f"{'held-out' if r['held_out'] else 'training'} src faces): SSIM {_fmt(r.get('src_ssim'))}, "
-                     f"PSNR {_fmt(r.get('src_psnr_db'), 1, ' dB')}")
+                     f"PSNR {_fmt(r.get('src_psnr_db'), 1, ' dB')}"
+                     + (f"; {r['dst_faces']} dst faces: SSIM {_fmt(r['dst_ssim'])}, "
+                        f"PSNR {_fmt(r['dst_psnr_db'], 1, ' dB')}" if "dst_ssim" in r else ""))
     return lines
 
 

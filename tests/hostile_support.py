@@ -10,10 +10,19 @@ import json
 from pathlib import Path
 from unittest import mock
 
+import main
 from core.facelib import face_meta as fm
 from core.faceset_pak import _HEADER, MAGIC, VERSION
 
 HUGE_INT = "1" + "0" * 400          # 10**400: overflows every float
+
+
+def run(*argv) -> int:
+    """main.main; argparse's own exit (a bad flag) comes back as its exit code."""
+    try:
+        return main.main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code
 
 
 def deep_json(levels: int) -> str:

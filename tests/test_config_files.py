@@ -12,15 +12,7 @@ import pytest
 
 import main
 from core.sample_media import sample_path
-from tests.hostile_support import assert_one_error, tree_bytes
-
-
-def run(*argv) -> int:
-    """main.main; argparse's own exit (a bad flag) comes back as its exit code."""
-    try:
-        return main.main([str(a) for a in argv])
-    except SystemExit as e:
-        return e.code
+from tests.hostile_support import assert_one_error, run, tree_bytes
 
 
 @pytest.fixture

@@ -19,25 +19,16 @@ import cv2
 import numpy as np
 import pytest
 
-import main
 from core import fileio
 from core.errors import VisageError
 from core.faceset_pak import PAK_NAME, PakReader, pack
 from core.fileio import atomic_write_bytes, read_json
 from core.sample_media import sample_path
-from tests.hostile_support import (HUGE_INT, assert_one_error, deep_json, embed_raw_meta, make_pak, meta_text,
+from tests.hostile_support import (HUGE_INT, assert_one_error, run, deep_json, embed_raw_meta, make_pak, meta_text,
                                    split_pak, tree_bytes)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = "single_face.mp4"                       # 72 frames at 30 fps; its container promises 73
-
-
-def run(*argv) -> int:
-    """main.main; argparse's own exit (a bad flag) comes back as its exit code."""
-    try:
-        return main.main([str(a) for a in argv])
-    except SystemExit as e:
-        return e.code
 
 
 @pytest.fixture

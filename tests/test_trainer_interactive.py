@@ -88,7 +88,9 @@ def test_prompts_help_override_window_and_picker(src_faceset, dst_faceset, tmp_p
         return "4" if "Target iteration" in line else ""       # '' also picks model [0] and takes the window
     out = run_in_pty(base, override)
     assert "mine" in out                                        # the picker listed the saved model
-    assert not any(re.search(r"Resolution|AE architecture|dimensions|Face type", a) for a in asked)   # locked
+    locked = r"Resolution|AE architecture|(AutoEncoder|Encoder|Decoder|Decoder mask) dimensions|Face type"
+    assert not any(re.search(locked, a) for a in asked)                          # locked after the first run
+    assert any("GAN dimensions" in a for a in asked)                          # DFL lets these change
     assert any("Batch_size" in a for a in asked)
     data = json.loads((tmp_path / "mine_SAEHD_data.json").read_text())
     assert (data["iter"], data["options"]["batch_size"], data["options"]["resolution"]) == (4, 5, 64)

@@ -99,7 +99,7 @@ def train_merge_encode(ws: Path, minutes: float) -> Path:
     """Steps 6-8: Quick96 for `minutes`, batch merge, then data_dst/merged -> result.mp4."""
     from core.merge.frames import load_frames
     from core.video import video_from_sequence
-    from mainscripts.merger import batch_config, batch_merge
+    from mainscripts.merge.merger import batch_config, batch_merge
     from mainscripts.trainer import train
     from models.predictor import FacePredictor
     from models.quick96 import Quick96Model

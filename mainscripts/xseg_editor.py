@@ -20,7 +20,7 @@ from core.facelib.xseg_editor_state import (KEY_ESC, KEY_HELP, KEYS_DELETE, Copy
 from core.facelib.xseg_polys import Poly, polys_from_meta, polys_mask, polys_to_meta
 from core.imagelib.masks import decode_xseg_mask
 from core.windows import CloseWatch, open_window, text_panel
-from mainscripts.merger_window import status_bar
+from mainscripts.merge.merger_window import status_bar
 
 NO_DISPLAY = "the XSeg editor needs a display (no X/Wayland display found); run it on a desktop session"
 TITLE = "Visage XSeg editor"

@@ -123,7 +123,7 @@ def test_all_faces_of_a_frame_are_composited(model_dir, tmp_path):
 
 
 def test_settings_from_config_file_and_prompt_defaults(dst, model_dir, tmp_path):
-    from mainscripts.merger import batch_config
+    from mainscripts.merge.merger import batch_config
     cfg = batch_config({}, ask=False)
     assert (cfg.mode, cfg.mask_mode, cfg.hist_match_threshold) == ("overlay", "dst", 255)   # DFL's prompt defaults
     config = tmp_path / "merge.json"
@@ -132,7 +132,7 @@ def test_settings_from_config_file_and_prompt_defaults(dst, model_dir, tmp_path)
     assert (cfg.mode, cfg.erode_mask_modifier, cfg.color_transfer_mode) == ("seamless", 30, "lct")
     out = tmp_path / "merged"
     assert merge(*dst, model_dir, out, extra=["--config", str(config)]) == 0
-    from mainscripts.merge_resume import MergeLog, settings_key
+    from core.merge.resume import MergeLog, settings_key
     log = MergeLog(out, Path(str(out) + "_mask"), settings_key("m_SAEHD", 2, cfg.to_dict()))
     assert all(log.merged(p.stem) for p in dst[0].glob("*.png"))        # merged with exactly these settings
 

@@ -215,7 +215,7 @@ def test_session_missing_mismatched_or_corrupt_is_none(tmp_path, capsys):
 
 
 def test_window_refuses_to_open_without_a_display(monkeypatch):
-    from mainscripts import merger_window
+    from mainscripts.merge import merger_window
     monkeypatch.setattr(sys, "platform", "linux")
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
@@ -272,7 +272,7 @@ def scripted(monkeypatch, keys):
 
 @needs_xvfb
 def test_window_keys_commit_frames_and_save_the_session(display, render, tmp_path, monkeypatch):
-    from mainscripts.merger_window import help_image, run_window
+    from mainscripts.merge.merger_window import help_image, run_window
     names = ["a.png", "b.png", "c.png"]
     h, w = render.frame.shape[:2]
     shown = scripted(monkeypatch, ["2", "w", -1, ".", KEY_TAB, KEY_TAB, "=", "-", "v", "v", "3", "m", ",",
@@ -306,7 +306,7 @@ def test_window_keys_commit_frames_and_save_the_session(display, render, tmp_pat
 
 @needs_xvfb
 def test_window_any_key_stops_auto_processing(display, render, tmp_path, monkeypatch):
-    from mainscripts.merger_window import run_window
+    from mainscripts.merge.merger_window import run_window
     names = [f"{i}.png" for i in range(5)]
     scripted(monkeypatch, [">", -1, "q"])          # auto: commit 0, 1; 'q' stops it on frame 2 and acts
     commits: list[int] = []

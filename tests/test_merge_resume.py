@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import main
-from mainscripts import merger
-from mainscripts.merge_resume import LOG_FILE, OLD_STATE_FILE
+from mainscripts.merge import merger
+from core.merge.resume import LOG_FILE, OLD_STATE_FILE
 from tests.test_merge_command import dst, load, merge, model_dir  # noqa: F401  (dst, model_dir: fixtures)
 
 SETTINGS = ("mode=overlay", "mask_mode=dst")
@@ -171,7 +171,7 @@ def test_model_predicting_nan_stops_batch_merge(dst, diverged_model, tmp_path, c
 def test_model_predicting_nan_stops_interactive_merge(dst, diverged_model, tmp_path, monkeypatch,  # noqa: F811
                                                       capsys):
     """The window (replaced: it shows the first frame, then finishes it) never gets a NaN frame to show."""
-    from mainscripts import merger_window
+    from mainscripts.merge import merger_window
 
     def window(state, render, commit, save, title=""):
         render(state.index, state.cfg)

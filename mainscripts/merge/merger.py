@@ -68,7 +68,7 @@ def cli(args: argparse.Namespace) -> int:
             "Use interactive merger?", True, "Yes: a window to tune the settings frame by frame with the keyboard. "
             "No: ask the settings once and merge every frame.")
     if interactive:
-        from mainscripts.merger_interactive import interactive_merge
+        from mainscripts.merge.merger_interactive import interactive_merge
         return interactive_merge(frames, predictor, output_dir, mask_dir, Path(args.model_dir), given)
     cfg = batch_config(given, ask=interact.is_interactive())
     workers = args.workers
@@ -124,7 +124,7 @@ def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_di
     from core.fileio import read_image
     from core.merge.compose import crop_face
     from core.workers import chunked
-    from mainscripts.merge_worker import MergeJob
+    from core.merge.batch_job import MergeJob
     for group in chunked(todo, PREDICT_FRAMES):
         jobs, crops = [], []
         for f in group:
@@ -148,8 +148,8 @@ def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_di
 def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int) -> int:
     from core.merge.frames import count_faces
     from core.workers import run_pipeline
-    from mainscripts.merge_resume import MergeLog, settings_key
-    from mainscripts.merge_worker import run_job
+    from core.merge.resume import MergeLog, settings_key
+    from core.merge.batch_job import run_job
     log = MergeLog(output_dir, mask_dir, settings_key(predictor.title, predictor.iteration, cfg.to_dict()))
     todo = _resume_plan(frames, log)
     if not todo:

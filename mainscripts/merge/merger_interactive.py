@@ -20,7 +20,7 @@ from core.fileio import read_image
 from core.merge.compose import compose_frame, crop_face
 from core.merge.config import MergerConfig
 from core.merge.interactive import MergerState, load_session, save_session
-from mainscripts.merge_worker import write_merged
+from core.merge.batch_job import write_merged
 
 CACHED_FRAMES = 16
 
@@ -56,7 +56,7 @@ def _unreadable(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def interactive_merge(frames: list, predictor: Any, output_dir: Path, mask_dir: Path, model_dir: Path,
                       given: dict[str, Any]) -> int:
-    from mainscripts.merger_window import run_window
+    from mainscripts.merge.merger_window import run_window
     names = [f.name for f in frames]
     session_path = Path(model_dir) / f"{predictor.title}_merger_session.json"
     restored = load_session(session_path, names)

@@ -42,9 +42,9 @@ def _median_ms(fn, n: int) -> float:
 def run(args: argparse.Namespace) -> int:
     from core.machine import describe
     from core.options import parse_opt_flags
-    from mainscripts import train_logs
+    from mainscripts.train import train_logs
     from mainscripts.bench_train import SAEHD_BENCH, _faces
-    from mainscripts.trainer import Preview
+    from mainscripts.train.trainer import Preview
     from models import model_class, validation
     opts = {**(SAEHD_BENCH if args.model == "SAEHD" else {}), **parse_opt_flags(args.opt)}
     with tempfile.TemporaryDirectory(prefix="visage_bench_telemetry_") as tmp:

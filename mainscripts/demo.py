@@ -100,7 +100,7 @@ def train_merge_encode(ws: Path, minutes: float) -> Path:
     from core.merge.frames import load_frames
     from core.video import video_from_sequence
     from mainscripts.merge.merger import batch_config, batch_merge
-    from mainscripts.trainer import train
+    from mainscripts.train.trainer import train
     from models.predictor import FacePredictor
     from models.quick96 import Quick96Model
     interact.log_info(f"== 6) train Quick96 ({minutes:g} minutes)")

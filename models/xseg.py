@@ -106,7 +106,7 @@ class XSegModel(ModelBase):
     def render_preview(self, src: np.ndarray, history: list, state, title: str) -> np.ndarray:
         """Rows of [face, label mask over it, predicted mask, predicted mask over it], with the loss graph."""
         import cv2
-        from mainscripts.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
+        from mainscripts.train.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
         from mainscripts.xseg_preview import header, mask_grid
         grid = mask_grid(src, self.batches.preview_batch(len(src)).src.mask, self.predict(src))
         if grid.shape[1] < MIN_WIDTH:

@@ -59,7 +59,7 @@ def kill_stream(model_dir: Path, src: Path, dst: Path, kills: int, seed: int) ->
         import sys; sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
         from models.saehd import SAEHDModel
-        from mainscripts.trainer import train
+        from mainscripts.train.trainer import train
         m = SAEHDModel(Path({str(model_dir)!r}), Path({str(src)!r}), Path({str(dst)!r}), 't',
                        {tiny_given(target_iter=10**6)!r}, silent_start=True, workers=1)
         train(m, window=False, autosave_minutes=0)

@@ -1,7 +1,7 @@
 """The training preview's key handling and images, without a display."""
 import numpy as np
 
-from mainscripts.train_preview import (LOSS_RANGES, PREVIEW_KINDS, PreviewState, face_grid, handle_key, loss_plot,
+from mainscripts.train.train_preview import (LOSS_RANGES, PREVIEW_KINDS, PreviewState, face_grid, handle_key, loss_plot,
                                        render_preview)
 
 
@@ -41,7 +41,7 @@ def test_loss_plot_draws_both_curves_in_their_colours():
 
 
 def test_loss_plot_has_axes_and_a_legend():
-    from mainscripts.train_preview import AXIS_COLOUR
+    from mainscripts.train.train_preview import AXIS_COLOUR
     history = [[0.5 - i / 2000, 0.7 - i / 2000] for i in range(500)]
     img = loss_plot(history, 400, 150)
     legend = img[:16]                             # the title row carries a src (blue) and a dst (orange) sample

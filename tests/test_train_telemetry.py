@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mainscripts.train_preview import VAL_SRC_COLOUR, loss_plot
+from mainscripts.train.train_preview import VAL_SRC_COLOUR, loss_plot
 from models import validation
 from tests.train_support import TINY, data, train_cli
 
@@ -53,8 +53,8 @@ def logged(src_faceset, dst_faceset, tmp_path_factory):
     """A tiny SAEHD trained to 4 then resumed to 6, validated every 2 iterations, an image every 4."""
     mp = pytest.MonkeyPatch()
     mp.setattr(validation, "VALIDATE_EVERY", 2)
-    mp.setattr("mainscripts.train_logs.IMAGE_EVERY", 4)
-    mp.setattr("mainscripts.train_logs.SCALAR_EVERY", 2)
+    mp.setattr("mainscripts.train.train_logs.IMAGE_EVERY", 4)
+    mp.setattr("mainscripts.train.train_logs.SCALAR_EVERY", 2)
     model_dir = tmp_path_factory.mktemp("telemetry")
     try:
         assert train_cli(src_faceset, dst_faceset, model_dir, opts=TINY + ["target_iter=4"]) == 0
@@ -125,7 +125,7 @@ def test_status_line_shows_the_eta(src_faceset, dst_faceset, tmp_path, capsys):
 
 
 def test_csv_rows_past_the_saved_iteration_are_dropped(tmp_path):
-    from mainscripts.train_logs import CSV_HEADER, trim_csv
+    from mainscripts.train.train_logs import CSV_HEADER, trim_csv
     path = tmp_path / "h.csv"
     path.write_text(CSV_HEADER + "\n1,0,1,1,1,1,,,,\n2,0,1,1,1,1,,,,\n3,0,1,1,1,1,,,,\n4,0,1,")
     trim_csv(path, 2)

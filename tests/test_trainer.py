@@ -71,7 +71,7 @@ def test_deleting_inter_b_reinitialises_only_that_part(trained, src_faceset, dst
 
 
 def test_non_finite_loss_stops_without_saving(trained, src_faceset, dst_faceset):
-    from mainscripts.trainer import train
+    from mainscripts.train.trainer import train
     model_dir, _, _ = trained
     before = {p.name: p.read_bytes() for p in Path(model_dir).glob("t_SAEHD_*.npz")}
     before_iter = data(model_dir)["iter"]
@@ -86,7 +86,7 @@ def test_non_finite_loss_stops_without_saving(trained, src_faceset, dst_faceset)
 
 
 def test_ctrl_c_saves_and_exits(trained, src_faceset, dst_faceset):
-    from mainscripts.trainer import train
+    from mainscripts.train.trainer import train
     model_dir, _, _ = trained
     start = data(model_dir)["iter"]
     model = make_model(src_faceset, dst_faceset, model_dir, {"target_iter": start + 50})

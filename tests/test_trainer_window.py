@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is no
 
 def test_preview_window_keys_save_backup_and_exit(display, src_faceset, dst_faceset, tmp_path, monkeypatch):
     import cv2
-    from mainscripts import trainer
+    from mainscripts.train import trainer
     from models.saehd import SAEHDModel
     opts = {"archi": "df-ud", "resolution": 64, "ae_dims": 32, "e_dims": 16, "d_dims": 16, "d_mask_dims": 16,
             "batch_size": 2, "target_iter": 1000}

@@ -74,7 +74,7 @@ def suggest(rates: np.ndarray, smoothed: np.ndarray) -> float:
 def plot(rates: np.ndarray, smoothed: np.ndarray, suggested: float, width: int = 800, height: int = 360
          ) -> np.ndarray:
     """Smoothed loss over log10(rate) with the suggested rate marked, as a BGR image."""
-    from mainscripts.train_preview import AXIS_COLOUR, DST_COLOUR, SRC_COLOUR, TEXT_COLOUR
+    from mainscripts.train.train_preview import AXIS_COLOUR, DST_COLOUR, SRC_COLOUR, TEXT_COLOUR
     img = np.full((height, width, 3), 24, np.uint8)
     left, top, right, bottom = 56, 24, width - 12, height - 30
     x_lo, x_hi = np.log10(rates[0]), np.log10(rates[-1])

@@ -76,7 +76,7 @@ def cli(args: argparse.Namespace) -> int:
             raise VisageError(f"training data folder not found: {d}; extract faces first (steps 4 and 5)")
     given = given_options(args)
     if args.find_lr:
-        from mainscripts.find_lr import find_lr
+        from mainscripts.train.find_lr import find_lr
         find_lr(cls, Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
                 args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, args.find_lr)
         return 0
@@ -104,7 +104,7 @@ class Preview:
     """Renders previews; shows them in a window or writes them to the model folder."""
 
     def __init__(self, model, window: bool):
-        from mainscripts.train_preview import PreviewState
+        from mainscripts.train.train_preview import PreviewState
         self.model, self.window, self.state = model, window, PreviewState()
         faces = model.batches.preview_batch(4 if model.net["resolution"] >= 128 else 6)
         self.src, self.dst = faces.src.target, faces.dst.target
@@ -114,7 +114,7 @@ class Preview:
             open_window(self.title, "cannot open the preview window (no display?); use --no-preview")
 
     def image(self):
-        from mainscripts.train_preview import render_preview
+        from mainscripts.train.train_preview import render_preview
         title = f"{self.title}  iter {self.model.iter}"
         if hasattr(self.model, "render_preview"):       # a model with its own preview (XSeg's masks)
             return self.model.render_preview(self.src, self.model.loss_history, self.state, title)
@@ -129,7 +129,7 @@ class Preview:
             cv2.imshow(self.title, img)
         else:
             from core.fileio import write_image
-            from mainscripts.train_preview import loss_plot
+            from mainscripts.train.train_preview import loss_plot
             write_image(self.model.files.path("preview.jpg"), img, 92)
             write_image(self.model.files.path("loss.png"), loss_plot(self.model.loss_history, 800, 300,
                                                                      validation=self.model.validation_history))
@@ -142,7 +142,7 @@ class Preview:
         if not self.window:
             return None
         import cv2
-        from mainscripts.train_preview import handle_key
+        from mainscripts.train.train_preview import handle_key
         key = cv2.waitKey(1)
         if key < 0:
             return None
@@ -178,7 +178,7 @@ def status_line(it: int, ms: float, src: float, dst: float, eta: str = "") -> st
 
 def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0) -> int:
     """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
-    from mainscripts.train_logs import TrainLogs
+    from mainscripts.train.train_logs import TrainLogs
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
     logs = TrainLogs(model, preview.image)

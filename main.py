@@ -17,7 +17,7 @@ import sys
 from typing import NoReturn
 
 COMMAND_MODULES = ("videoed", "extractor", "sorter", "util", "facesettool", "train.trainer", "merge.merger", "exportdfm", "bench", "demo",
-                   "evaluate", "doctor", "xseg")
+                   "evaluate", "doctor", "xseg.xseg")
 # OSErrors that mean "this path cannot be used here", not a bug: shown as one line.
 FILE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
                          errno.ENOSPC, errno.EDQUOT})

@@ -16,7 +16,7 @@ def hull_labelled(faces_dir: Path, out: Path) -> Path:
     from core.facelib.face_meta import update_meta
     from core.fileio import atomic_write_bytes
     from core.imagelib.masks import expand_eyebrows
-    from mainscripts.xseg import faces_in
+    from mainscripts.xseg.xseg import faces_in
     out.mkdir(parents=True, exist_ok=True)
     for p, meta in faces_in(faces_dir):
         lm = expand_eyebrows(meta.landmarks, meta.eyebrows_expand_mod)

@@ -107,7 +107,7 @@ class XSegModel(ModelBase):
         """Rows of [face, label mask over it, predicted mask, predicted mask over it], with the loss graph."""
         import cv2
         from mainscripts.train.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
-        from mainscripts.xseg_preview import header, mask_grid
+        from mainscripts.xseg.xseg_preview import header, mask_grid
         grid = mask_grid(src, self.batches.preview_batch(len(src)).src.mask, self.predict(src))
         if grid.shape[1] < MIN_WIDTH:
             k = -(-MIN_WIDTH // grid.shape[1])
@@ -159,7 +159,7 @@ class XSegPredictor:
 
     def mask_for_face(self, face_bgr: np.ndarray, meta=None) -> np.ndarray:
         """(H, W) mask in the aligned face's own pixels; re-cropped to the model's face type when `meta` differs."""
-        from mainscripts.xseg_apply import face_mask
+        from mainscripts.xseg.xseg_apply import face_mask
         return face_mask(self, face_bgr, meta)
 
     def close(self) -> None:

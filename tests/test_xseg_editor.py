@@ -136,7 +136,7 @@ def test_polygon_mask_exclude_wins_and_meta_round_trip():
 def test_scripted_editor_session_under_xvfb(display, src_faceset, tmp_path, monkeypatch):
     import cv2
     from core.facelib.face_meta import read_meta
-    from mainscripts.xseg_editor import run_editor
+    from mainscripts.xseg.xseg_editor import run_editor
     faces = []
     for p in sorted(src_faceset.glob("*.jpg"))[:3]:
         shutil.copy(p, tmp_path / p.name)

@@ -90,7 +90,7 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
     """
     import time
     from core.facelib.face_meta import read_face
-    from mainscripts.xseg_apply import face_mask
+    from mainscripts.xseg.xseg_apply import face_mask
     from models.xseg import XSegModel, XSegPredictor
     train = label_faces(faces[:n_train], textures, work / "train", seed=1)
     test = label_faces(faces[n_train:n_train + n_test], textures[::-1], work / "test", seed=2)

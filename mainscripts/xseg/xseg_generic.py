@@ -66,7 +66,7 @@ def generic_apply(folder: Path) -> dict[str, int]:
     """Write the generic whole-face mask as every face's `xseg_mask`; returns how many came from each source."""
     from core.facelib.face_meta import read_face, update_meta
     from core.facelib.landmarker import FaceLandmarker
-    from mainscripts.xseg import faces_in, progress
+    from mainscripts.xseg.xseg import faces_in, progress
     faces = faces_in(folder)
     landmarker = FaceLandmarker(passes=2)
     counts = {"mesh": 0, "hull": 0}

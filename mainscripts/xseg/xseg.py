@@ -59,10 +59,10 @@ def cli(args: argparse.Namespace) -> int:
     elif cmd == "remove":
         remove_field(folder, "xseg_mask")
     elif cmd == "generic-apply":
-        from mainscripts.xseg_generic import generic_apply
+        from mainscripts.xseg.xseg_generic import generic_apply
         generic_apply(folder)
     else:
-        from mainscripts.xseg_apply import apply_model
+        from mainscripts.xseg.xseg_apply import apply_model
         apply_model(folder, Path(args.model_dir), args.force_model_name)
     return 0
 
@@ -78,11 +78,11 @@ def progress(items: list, desc: str):
 
 
 def editor(folder: Path, model_dir: str | None = None) -> int:
-    from mainscripts.xseg_editor import run_editor
+    from mainscripts.xseg.xseg_editor import run_editor
     faces = [p for p, _ in faces_in(folder)]
     predict = None
     if model_dir:
-        from mainscripts.xseg_apply import load_predictor
+        from mainscripts.xseg.xseg_apply import load_predictor
         predict = load_predictor(Path(model_dir), None).mask_for_face
     state = run_editor(faces, predict=predict)
     interact.log_info(f"XSeg editor closed at face {state.index + 1} of {len(faces)}")

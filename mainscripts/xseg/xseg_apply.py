@@ -38,8 +38,8 @@ def face_mask(predictor, face_bgr: np.ndarray, meta) -> np.ndarray:
 def apply_model(folder: Path, model_dir: Path, force_name: str | None = None) -> int:
     """Store the model's binarised mask as `xseg_mask` in every face of `folder`; returns the count."""
     from core.facelib.face_meta import read_face, update_meta
-    from mainscripts.xseg import faces_in, progress
-    from mainscripts.xseg_generic import encode_mask
+    from mainscripts.xseg.xseg import faces_in, progress
+    from mainscripts.xseg.xseg_generic import encode_mask
     faces = faces_in(folder)
     predictor = load_predictor(model_dir, force_name)
     try:

@@ -5,7 +5,7 @@ import re
 
 
 import main
-from mainscripts.bench_merge import STAGES
+from mainscripts.bench.bench_merge import STAGES
 
 
 def test_bench_merge_reports_rate_and_every_stage(capsys):

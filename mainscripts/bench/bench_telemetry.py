@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from core.machine import describe
     from core.options import parse_opt_flags
     from mainscripts.train import train_logs
-    from mainscripts.bench_train import SAEHD_BENCH, _faces
+    from mainscripts.bench.bench_train import SAEHD_BENCH, _faces
     from mainscripts.train.trainer import Preview
     from models import model_class, validation
     opts = {**(SAEHD_BENCH if args.model == "SAEHD" else {}), **parse_opt_flags(args.opt)}

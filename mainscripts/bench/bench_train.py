@@ -93,7 +93,7 @@ def _measure_in_child(backend: str, args: argparse.Namespace, faces: Path, tmp: 
     import subprocess
     import sys
     out = tmp / f"rows_{backend}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "main.py"), "bench", "train", "--faces",
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[2] / "main.py"), "bench", "train", "--faces",
            str(faces), "--rows-json", str(out), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
     for flag, values in (("--model", args.model), ("--batch-size", args.batch_size),
                          ("--precision", args.precision), ("--opt", args.opt)):

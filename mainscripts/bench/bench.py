@@ -51,14 +51,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                         "VISAGE_BACKEND or tensorflow)")
     t.add_argument("--rows-json", help=argparse.SUPPRESS)       # a child of a several-backend bench writes its rows here
     t.set_defaults(func=bench_train)
-    from mainscripts.bench_merge import register as register_merge
+    from mainscripts.bench.bench_merge import register as register_merge
     register_merge(bsub)
-    from mainscripts.bench_telemetry import register as register_telemetry
+    from mainscripts.bench.bench_telemetry import register as register_telemetry
     register_telemetry(bsub)
 
 
 def bench_train(args: argparse.Namespace) -> int:
-    from mainscripts.bench_train import run
+    from mainscripts.bench.bench_train import run
     return run(args)
 
 

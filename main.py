@@ -16,7 +16,7 @@ import os
 import sys
 from typing import NoReturn
 
-COMMAND_MODULES = ("videoed", "extractor", "sorter", "util", "facesettool", "train.trainer", "merge.merger", "exportdfm", "bench.bench", "demo",
+COMMAND_MODULES = ("videoed", "extract.extractor", "sorter", "util", "facesettool", "train.trainer", "merge.merger", "exportdfm", "bench.bench", "demo",
                    "evaluate", "doctor", "xseg.xseg")
 # OSErrors that mean "this path cannot be used here", not a bug: shown as one line.
 FILE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,

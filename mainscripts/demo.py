@@ -53,7 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from core.fileio import list_images, read_image, write_image
     from core.sample_media import fetch_all, sample_path
     from core.video import extract_video
-    from mainscripts.extractor import extract, print_summary
+    from mainscripts.extract.extractor import extract, print_summary
 
     ws = Path(args.workspace)
     ws.mkdir(parents=True, exist_ok=True)

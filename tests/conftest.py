@@ -73,7 +73,7 @@ def frames(tmp_path_factory) -> FramesFn:
 class Extraction:
     frames_dir: Path
     output_dir: Path
-    report: object          # mainscripts.extractor.ExtractReport
+    report: object          # mainscripts.extract.extractor.ExtractReport
     image_size: int
 
 
@@ -81,7 +81,7 @@ class Extraction:
 def wolfgang_extraction(frames, tmp_path_factory) -> Extraction:
     """WolfgangLanger_Pexels.mp4 (472 frames, one woman) extracted as whole_face at 128 px."""
     from core.facelib.face_type import FaceType
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     src = frames("WolfgangLanger_Pexels.mp4")
     out = tmp_path_factory.mktemp("wolfgang") / "aligned"
     report = extract(src, out, face_type=FaceType.WHOLE_FACE, image_size=128, workers=2)
@@ -91,7 +91,7 @@ def wolfgang_extraction(frames, tmp_path_factory) -> Extraction:
 def _extract_faceset(frames_dir: Path, out: Path, face_type_name: str, size: int = 128) -> Path:
     """Extract `frames_dir` into `out` (2 workers) and return `out`; fails if no face was found."""
     from core.facelib.face_type import face_type_from_str
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     report = extract(frames_dir, out, face_type=face_type_from_str(face_type_name), image_size=size,
                      jpeg_quality=90, workers=2)
     if not report.faces:

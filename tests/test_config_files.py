@@ -76,7 +76,8 @@ def test_sort_method_from_a_config_file(faces, tmp_path):
 
 def test_every_schema_flag_shows_its_default_and_merge_lists_its_opt_names(capsys):
     from core.merge.config import SCHEMA
-    from mainscripts import extractor, facesettool, sorter, util, videoed
+    from mainscripts import facesettool, sorter, util, videoed
+    from mainscripts.extract import extractor
     from tests.test_cli_help import _parsers
     parsers = dict(_parsers(main.build_parser()))
     for schema, path in [(videoed.ENCODE, "videoed video-from-sequence"), (videoed.CUT, "videoed cut-video"),

@@ -70,7 +70,7 @@ def dst(frames, tmp_path_factory):
     """(frames folder, aligned folder) of the man: the first 12 frames of single_face.mp4, in a row
     (jitter and flicker are about neighbouring frames), one whole_face 128 px face each."""
     from core.facelib.face_type import FaceType
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     frames_dir = frames("single_face.mp4", count=12)
     aligned = tmp_path_factory.mktemp("evaluate_dst") / "aligned"
     assert extract(frames_dir, aligned, face_type=FaceType.WHOLE_FACE, image_size=128, workers=1).faces == 12

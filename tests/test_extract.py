@@ -16,7 +16,7 @@ from core.facelib.face_type import FaceType
 from core.facelib.geometry import face_transform, transform_points
 from core.fileio import read_image
 from core.sample_media import sample_path
-from mainscripts.extractor import STATE_FILE, extract
+from mainscripts.extract.extractor import STATE_FILE, extract
 
 WOLFGANG = "WolfgangLanger_Pexels.mp4"
 

@@ -13,7 +13,7 @@ import pytest
 from core.facelib.face_meta import read_face
 from core.facelib.face_type import FaceType
 from core.fileio import read_json
-from mainscripts.extractor import STATE_FILE, extract
+from mainscripts.extract.extractor import STATE_FILE, extract
 
 REPO = Path(__file__).resolve().parents[1]
 

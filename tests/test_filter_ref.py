@@ -14,7 +14,7 @@ from core.facelib.face_meta import read_meta
 from core.facelib.face_type import FaceType
 from core.fileio import read_image, read_json
 from core.sample_media import sample_path
-from mainscripts.extractor import STATE_FILE, extract
+from mainscripts.extract.extractor import STATE_FILE, extract
 
 pytest.importorskip("dlib")
 

@@ -19,7 +19,7 @@ from core.facelib.manual_state import (EVENT_LBUTTONDOWN, EVENT_LBUTTONUP, EVENT
                                        Quit, Skip, frame_loaded, handle_key, handle_mouse, set_landmarks,
                                        status_line, wheel_delta)
 from core.fileio import read_image, read_json
-from mainscripts.extractor import STATE_FILE, extract
+from mainscripts.extract.extractor import STATE_FILE, extract
 
 WHEEL_UP, WHEEL_DOWN = 120 << 16, -(120 << 16)
 ENTER, SPACE = 13, 32
@@ -217,7 +217,7 @@ class Script:
     waitKey, as the GUI does. Mouse positions are given in frame pixels and scaled to the view here."""
 
     def __init__(self, monkeypatch, steps: list, window_size: int = WINDOW):
-        import mainscripts.manual_extract as mx
+        import mainscripts.extract.manual_extract as mx
         self.steps, self.window_size = list(steps), window_size
         self.callback = None
         self.read: list[str] = []
@@ -240,7 +240,7 @@ class Script:
             raise AssertionError("the window asked for more input than scripted")
         step = self.steps.pop(0)
         if isinstance(step, tuple):                 # (event, x, y[, flags]) in frame pixels
-            from mainscripts.manual_extract import view_scale
+            from mainscripts.extract.manual_extract import view_scale
             ev, x, y, *flags = step
             s = view_scale(self.frame_size, self.window_size)
             self.callback(ev, int(round(x * s)), int(round(y * s)), flags[0] if flags else 0, None)
@@ -392,7 +392,7 @@ def test_debug_fix_needs_debug_images(clip, tmp_path):
 def test_cli_accepts_dfl_detector_names():
     import main
     from core.options import Settings
-    from mainscripts.extractor import DETECTORS, SCHEMA
+    from mainscripts.extract.extractor import DETECTORS, SCHEMA
     assert DETECTORS == {"auto": "auto", "s3fd": "auto", "manual": "manual"}
     parser = main.build_parser()
     for name, expected in (("s3fd", "s3fd"), ("manual", "manual"), (None, "auto")):

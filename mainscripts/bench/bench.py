@@ -73,7 +73,7 @@ def bench_extract(args: argparse.Namespace) -> int:
     from core.facelib.face_type import face_type_from_str
     from core.video import extract_video, probe
     from core.workers import default_workers
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     import time
 
     clip = _clip_path(args.clip)

@@ -77,7 +77,7 @@ def _train_model(tmp: Path, src_every: int, precision: str) -> Path:
     from core.errors import VisageError
     from core.facelib.face_type import FaceType
     from core.video import extract_video
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     src_frames = tmp / "data_src"
     extract_video(_clip_path("WolfgangLanger_Pexels.mp4"), src_frames, "jpg", 0)
     _keep(src_frames, "jpg", every=src_every)
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from core.options import parse_opt_flags
     from core.video import extract_video, probe
     from core.workers import default_workers
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     from mainscripts.merge.merger import PREDICT_FRAMES, batch_config
     from models.predictor import FacePredictor
 

@@ -25,7 +25,7 @@ def _faces(tmp: Path) -> Path:
     from core.facelib.face_type import FaceType
     from core.sample_media import sample_path
     from core.video import extract_video
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     frames = tmp / "frames"
     extract_video(sample_path("single_face.mp4"), frames, "jpg", 0)
     extract(frames, tmp / "aligned", FaceType.WHOLE_FACE, 128, 90, max_faces=1)

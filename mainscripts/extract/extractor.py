@@ -263,7 +263,7 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     """Extract every frame of `input_dir` not already done (`list_frames`: every image but Visage's
     contact sheets); returns what this run did."""
     from core.frame_sequence import list_frames
-    from mainscripts.extract_worker import ExtractSettings
+    from mainscripts.extract.extract_worker import ExtractSettings
 
     frames = list_frames(input_dir)
     if not frames:
@@ -322,7 +322,7 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
 
 def _auto_pass(frames: list[Path], run: _RunState, settings, workers: int, report: ExtractReport) -> None:
     from core.workers import default_workers, run_pool
-    from mainscripts.extract_worker import init_worker, process_chunk
+    from mainscripts.extract.extract_worker import init_worker, process_chunk
     done = run.done
     todo = {p.name for p in frames} - set(done)
     if done and todo:
@@ -377,8 +377,8 @@ def _deleted_debug_frames(frames: list[Path], output_dir: Path, debug_dir: Path,
 
 def _manual_pass(frames: list[Path], run: _RunState, settings, window_size: int, report: ExtractReport) -> None:
     """Show `frames` in the manual window; every frame the user decides is written and recorded at once."""
-    from mainscripts.extract_worker import write_faces
-    from mainscripts.manual_extract import run_window
+    from mainscripts.extract.extract_worker import write_faces
+    from mainscripts.extract.manual_extract import run_window
     decided: dict[str, int] = {}
 
     def decide(path: Path, img, faces: list) -> None:

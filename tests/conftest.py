@@ -123,7 +123,7 @@ def full_faceset(frames, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(src_faceset, dst_faceset, tmp_path_factory) -> Path:
     """A tiny SAEHD liae-ud 64 named `t`, saved at iterations 1 and 2 (copy it before changing it)."""
-    from tests.train_support import train_tiny
+    from tests.support.train_support import train_tiny
     return train_tiny(src_faceset, dst_faceset, tmp_path_factory.mktemp("tiny_model"))
 
 
@@ -182,7 +182,7 @@ def faces(src_faceset, tmp_path) -> Path:
 @pytest.fixture
 def woman(src_faceset, tmp_path) -> Path:
     """12 tagged faces of the woman (w_<frame>_0) in a fresh folder (the sort tests)."""
-    from tests.sort_support import copy_tagged
+    from tests.support.sort_support import copy_tagged
     folder = tmp_path / "aligned"
     copy_tagged(src_faceset, folder, "w_")
     return folder
@@ -191,7 +191,7 @@ def woman(src_faceset, tmp_path) -> Path:
 @pytest.fixture
 def mixed(src_faceset, dst_faceset, tmp_path) -> Path:
     """12 tagged faces of the woman (w_*) and 12 of the man (m_*) (the sort tests)."""
-    from tests.sort_support import copy_tagged
+    from tests.support.sort_support import copy_tagged
     folder = tmp_path / "aligned"
     copy_tagged(src_faceset, folder, "w_")
     copy_tagged(dst_faceset, folder, "m_")

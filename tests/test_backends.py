@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.backend_support import REPO
+from tests.support.backend_support import REPO
 
 BACKENDS = ("tensorflow", "torch", "jax")
 MODELS = ("Quick96", "SAEHD")
@@ -25,7 +25,7 @@ def run_backend(backend: str, job: dict, tmp) -> dict:
     path.write_text(json.dumps(job))
     env = {**os.environ, "VISAGE_NON_INTERACTIVE": "1"}
     env.pop("KERAS_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-m", "tests.backend_support", backend, str(path)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "tests.support.backend_support", backend, str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -77,7 +77,7 @@ def test_a_model_saved_under_one_backend_predicts_the_same_under_each_other(trai
 def test_one_data_parallel_step_on_two_devices_gives_the_single_device_weights(src_faceset):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     env.pop("KERAS_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-m", "tests.data_parallel_support", str(src_faceset)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "tests.support.data_parallel_support", str(src_faceset)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -12,7 +12,7 @@ import pytest
 
 import main
 from core.sample_media import sample_path
-from tests.hostile_support import assert_one_error, run, tree_bytes
+from tests.support.hostile_support import assert_one_error, run, tree_bytes
 
 
 @pytest.fixture

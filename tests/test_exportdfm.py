@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import main
-from tests.train_support import TINY, train_cli
+from tests.support.train_support import TINY, train_cli
 
 FACES = 8
 

@@ -9,7 +9,7 @@ import pytest
 import main
 from core import interact
 from core.facelib.face_meta import read_meta
-from tests.train_support import TINY
+from tests.support.train_support import TINY
 
 # command -> (short name, long name, saved/written spelling)
 EXPECT = {"extract": "whole_face", "facesettool": "midfull_face", "train": "wf"}

@@ -21,7 +21,7 @@ import numpy as np
 from models.model_check import MAX_ITER
 from models.model_files import ModelFiles
 from models.saehd import SAEHDModel
-from tests.fuzz_support import Fuzz, Gadget, byte_mutation, json_mutation
+from tests.support.fuzz_support import Fuzz, Gadget, byte_mutation, json_mutation
 
 SEED = 7
 DATA_MUTATIONS, PART_MUTATIONS = 400, 100

@@ -27,8 +27,8 @@ from core.faceset_pak import PAK_NAME, PakReader, pack, unpack
 from core.sorting.features import FaceRecord, load_chunk
 from mainscripts.util import restore_metadata, save_metadata
 from samplelib.sample import Sample, load_samples
-from tests.fuzz_support import Fuzz, Gadget, byte_mutation, json_mutation
-from tests.hostile_support import embed_raw_meta, make_pak, meta_text, split_pak
+from tests.support.fuzz_support import Fuzz, Gadget, byte_mutation, json_mutation
+from tests.support.hostile_support import embed_raw_meta, make_pak, meta_text, split_pak
 
 SEED = 12
 FACE_MUTATIONS, PAK_MUTATIONS, META_JSON_MUTATIONS = 700, 350, 150

@@ -24,7 +24,7 @@ from core.errors import VisageError
 from core.faceset_pak import PAK_NAME, PakReader, pack
 from core.fileio import atomic_write_bytes, read_json
 from core.sample_media import sample_path
-from tests.hostile_support import (HUGE_INT, assert_one_error, run, deep_json, embed_raw_meta, make_pak, meta_text,
+from tests.support.hostile_support import (HUGE_INT, assert_one_error, run, deep_json, embed_raw_meta, make_pak, meta_text,
                                    split_pak, tree_bytes)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ import pytest
 
 import main
 from models.model_files import ModelFiles
-from tests.hostile_support import assert_one_error, tree_bytes
-from tests.train_support import REPO, data, train_cli
+from tests.support.hostile_support import assert_one_error, tree_bytes
+from tests.support.train_support import REPO, data, train_cli
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ import pytest
 from core.errors import VisageError
 from models import model_files
 from models.model_files import STAMP, ModelFiles
-from tests.train_support import REPO, data, make_model, tiny_given, train_cli
+from tests.support.train_support import REPO, data, make_model, tiny_given, train_cli
 
 KILLS = 30
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models.model_files import ModelFiles
-from tests.train_support import make_model, tiny_given
+from tests.support.train_support import make_model, tiny_given
 
 EXTRAS = dict(gan_power="0.1", gan_patch_size="8", gan_dims="4", true_face_power="0.01", face_style_power="10",
               bg_style_power="2")

@@ -19,7 +19,7 @@ import main
 from core.facelib.face_meta import read_face, read_meta
 from core.fileio import list_images
 from core.sorting.best_faces import share_out
-from tests.sort_support import copy_tagged, gaussian, hsv_mean, mirror, motion, sort, tag, tags, tilt, variant
+from tests.support.sort_support import copy_tagged, gaussian, hsv_mean, mirror, motion, sort, tag, tags, tilt, variant
 
 
 # ---------------------------------------------------------------- quality methods

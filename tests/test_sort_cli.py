@@ -14,7 +14,7 @@ from core.fileio import list_images
 from core.sorting import renaming
 from core.sorting.methods import NAMES
 from mainscripts.sorter import ask_method, sort_folder
-from tests.sort_support import copy_tagged, file_hashes, sort, tags
+from tests.support.sort_support import copy_tagged, file_hashes, sort, tags
 
 
 # ---------------------------------------------------------------- CLI, safety, errors

@@ -10,7 +10,7 @@ import pytest
 
 from mainscripts.train.train_preview import VAL_SRC_COLOUR, loss_plot
 from models import validation
-from tests.train_support import TINY, data, train_cli
+from tests.support.train_support import TINY, data, train_cli
 
 
 def test_held_out_faces_never_reach_the_sample_workers(src_faceset, dst_faceset):
@@ -148,7 +148,7 @@ def test_find_lr_leaves_the_model_alone_and_its_rate_trains(tiny_model, src_face
     import shutil
     import keras
     from models.model_base import NonFiniteLoss
-    from tests.train_support import make_model, tiny_given
+    from tests.support.train_support import make_model, tiny_given
     model_dir = tmp_path / "m"
     shutil.copytree(tiny_model, model_dir)
     before = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file() and p.name != "t_SAEHD_lock"}

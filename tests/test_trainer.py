@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.model_files import ModelFiles
-from tests.train_support import TINY, data, make_model, tiny_given, train_cli
+from tests.support.train_support import TINY, data, make_model, tiny_given, train_cli
 
 
 @pytest.fixture(scope="module")

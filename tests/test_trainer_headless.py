@@ -9,7 +9,7 @@ import pytest
 
 import main
 from core import interact
-from tests.train_support import TINY
+from tests.support.train_support import TINY
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux's")
 

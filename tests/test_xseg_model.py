@@ -10,7 +10,7 @@ import pytest
 from core.facelib.face_meta import read_meta
 from core.imagelib.masks import decode_xseg_mask
 from main import main
-from tests.xseg_support import label_faces
+from tests.support.xseg_support import label_faces
 
 
 def test_network_shapes_and_resolution_rule():

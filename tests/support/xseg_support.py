@@ -122,7 +122,7 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
             "faces_80pct_excluded": int(sum(e >= 0.8 for e in excluded))}
 
 
-if __name__ == "__main__":      # the acceptance measurement: python -m tests.xseg_support FACES TEXTURES WORK ...
+if __name__ == "__main__":      # the acceptance measurement: python -m tests.support.xseg_support FACES TEXTURES WORK ...
     import json
     import sys
     faces_dir, tex_dir, work_dir = (Path(a) for a in sys.argv[1:4])

@@ -1,6 +1,6 @@
 """Run in a subprocess per Keras backend (Keras fixes its backend at import): train, save, reload, predict.
 
-`python -m tests.backend_support BACKEND JOB.json` reads a job, prints one JSON line:
+`python -m tests.support.backend_support BACKEND JOB.json` reads a job, prints one JSON line:
 - "train": for each model, build it fresh (fp32, tiny SAEHD dims from train_support), take 3
   steps of the compiled train step on one fixed batch of real faces, save, and write the
   merger's predictions on that batch's dst faces to `<model dir>/pred_<backend>.npz`; reports
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAEHD_TINY = {"archi": "liae-ud", "resolution": "64", "ae_dims": "32", "e_dims": "16", "d_dims": "16",
               "d_mask_dims": "16", "batch_size": "2"}
 

@@ -10,7 +10,7 @@ import random
 from typing import Any, Callable
 
 from core.errors import VisageError
-from tests.hostile_support import HUGE_INT, deep_json
+from tests.support.hostile_support import HUGE_INT, deep_json
 
 CALL_LIMIT_S = 30
 HOLE = "@@hostile@@"                  # a JSON string replaced by raw hostile text after dumps()

@@ -7,7 +7,7 @@ from pathlib import Path
 import main
 
 TINY = ["archi=liae-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def train_cli(src, dst, model_dir, model="SAEHD", opts=(), extra=(), name="t"):

@@ -1,6 +1,6 @@
 """Run under JAX with two logical CPU devices: one data-parallel step against one single-device step.
 
-`XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m tests.data_parallel_support FACES_DIR`
+`XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m tests.support.data_parallel_support FACES_DIR`
 prints one JSON line: the largest weight difference after one step, and the devices each
 variable and batch slice lived on in the parallel run.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def faces(folder: Path, n: int = 4, res: int = 64) -> np.ndarray:

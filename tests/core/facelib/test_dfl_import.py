@@ -173,7 +173,7 @@ def test_hostile_pickle_is_refused_and_never_runs(src_faceset, tmp_path, capsys,
     probe.mkdir()
     live = hostile_payloads(probe / MARKER)[kind]
     subprocess.run([sys.executable, "-c", "import pickle,sys; pickle.loads(sys.stdin.buffer.read())"],
-                   input=live, cwd=str(Path(__file__).resolve().parents[1]), check=False, capture_output=True)
+                   input=live, cwd=str(Path(__file__).resolve().parents[3]), check=False, capture_output=True)
     assert (probe / MARKER).exists(), "the test payload should be dangerous under plain pickle"
 
     folder = tmp_path / "dfl"

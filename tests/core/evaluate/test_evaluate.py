@@ -218,7 +218,7 @@ def test_command_with_a_model_adds_src_and_dst_reconstruction(dst, src_faceset, 
 
 
 def test_step9_scripts_run_evaluate_on_the_workspace():
-    root = Path(__file__).resolve().parents[1] / "scripts"
+    root = Path(__file__).resolve().parents[3] / "scripts"
     sh, bat = root / "9) evaluate.sh", root / "9) evaluate.bat"
     text, raw = sh.read_text(), bat.read_bytes()
     assert text.startswith("#!/usr/bin/env bash\n") and "set -e\n" in text and "\r" not in text

@@ -15,7 +15,7 @@ from core.faceset_pak import PAK_NAME, PakReader, pack, unpack
 from core.facelib.face_meta import read_meta
 from samplelib.sample import load_samples
 from samplelib.sample_processor import load_image
-from tests.test_trainer import TINY, train_cli
+from tests.mainscripts.train.test_trainer import TINY, train_cli
 
 
 def util(folder: Path, *flags: str) -> int:

@@ -18,7 +18,7 @@ from core.errors import VisageError
 from core.facelib import face_meta as fm
 from core.facelib.dfl_import import RefusedPickle, load_dfl_dict
 from core.facelib.face_meta import extract, read_meta, strip_metadata
-from tests.test_trainer import TINY, train_cli
+from tests.mainscripts.train.test_trainer import TINY, train_cli
 
 
 def with_dfl_segment(jpeg: bytes, payload: bytes) -> bytes:

@@ -15,7 +15,7 @@ from core.facelib.face_type import FaceType
 from core.fileio import read_json
 from mainscripts.extract.extractor import STATE_FILE, extract
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")

@@ -15,7 +15,7 @@ from core.errors import VisageError
 from core.sample_media import sample_path
 from mainscripts.videoed import resolve_input_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ("1) clear workspace", "2) extract images from video data_src", "3) cut video (drop video on me)",
            "3) extract images from video data_dst FULL FPS", "3.optional) denoise data_dst images")
 

@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TINY = ["archi=df-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16"]
 
 

@@ -78,7 +78,7 @@ def test_every_schema_flag_shows_its_default_and_merge_lists_its_opt_names(capsy
     from core.merge.config import SCHEMA
     from mainscripts import facesettool, sorter, util, videoed
     from mainscripts.extract import extractor
-    from tests.test_cli_help import _parsers
+    from tests.mainscripts.test_cli_help import _parsers
     parsers = dict(_parsers(main.build_parser()))
     for schema, path in [(videoed.ENCODE, "videoed video-from-sequence"), (videoed.CUT, "videoed cut-video"),
                          (videoed.EXTRACT, "videoed extract-video"), (videoed.DENOISE, "videoed denoise-image-sequence"),

@@ -32,7 +32,7 @@ def test_tensorflow_start_up_chatter_is_hidden_unless_verbose():
     import subprocess
     import sys
     from pathlib import Path
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     native = re.compile(r"^(?:[IWEF]\d{4} |WARNING: All log messages before absl)", re.M)
     quiet = subprocess.run([sys.executable, str(repo / "main.py"), "doctor"], capture_output=True, text=True)
     assert quiet.returncode == 0 and "backend" in quiet.stdout

@@ -18,7 +18,7 @@ import main
 from core.facelib.face_meta import read_meta
 from core.synthetic_label import is_labelled_png
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TINY = ["archi=df-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2",
         "target_iter=2"]
 

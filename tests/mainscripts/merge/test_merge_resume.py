@@ -13,7 +13,7 @@ import pytest
 import main
 from mainscripts.merge import merger
 from core.merge.resume import LOG_FILE, OLD_STATE_FILE
-from tests.test_merge_command import dst, load, merge, model_dir  # noqa: F401  (dst, model_dir: fixtures)
+from tests.mainscripts.merge.test_merge_command import dst, load, merge, model_dir  # noqa: F401  (dst, model_dir: fixtures)
 
 SETTINGS = ("mode=overlay", "mask_mode=dst")
 ERODE_OLD, ERODE_NEW = "erode_mask_modifier=100", "erode_mask_modifier=-100"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup.sh"
+SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 

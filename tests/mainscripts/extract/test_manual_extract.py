@@ -410,7 +410,7 @@ SCRIPTS = {"4) data_src faceset extract MANUAL": ["--detector", "manual"],
 
 def test_manual_scripts():
     import main
-    root = Path(__file__).resolve().parents[1] / "scripts"
+    root = Path(__file__).resolve().parents[3] / "scripts"
     for name, flags in SCRIPTS.items():
         sh, bat = root / f"{name}.sh", root / f"{name}.bat"
         text = sh.read_text()

@@ -27,7 +27,7 @@ from core.sample_media import sample_path
 from tests.support.hostile_support import (HUGE_INT, assert_one_error, run, deep_json, embed_raw_meta, make_pak, meta_text,
                                    split_pak, tree_bytes)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIP = "single_face.mp4"                       # 72 frames at 30 fps; its container promises 73
 
 

@@ -16,7 +16,7 @@ from core.fileio import write_image
 from core.frame_sequence import contact_sheet_path, split_frames
 from core.sample_media import sample_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("names, sequence, frames", [

@@ -7,7 +7,7 @@ import main
 from core import interact
 from core.sample_media import sample_path
 from core.video import probe
-from tests.test_step8_video import container_tags, label_seen
+from tests.e2e.test_step8_video import container_tags, label_seen
 
 
 def test_demo_writes_a_labelled_result_with_the_dst_timing_and_audio(tmp_path):

@@ -21,7 +21,7 @@ from core import video
 from core.sample_media import sample_path
 from core.synthetic_label import DIGITAL_SOURCE_TYPE, LABEL, is_labelled_png, label_png, video_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIP = "single_face.mp4"
 MERGE_SCRIPTS = {"7) merge SAEHD": "SAEHD", "7) merge Quick96": "Quick96"}
 # script name -> (output file, lossless flag), as in DeepFaceLab's wrappers (both mp4 ones write result.mp4)

@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.facelib.face_type import SPECS, FaceType
-
-Landmarks68 = np.ndarray   # (68, 2) float32, x/y in pixels
-Affine = np.ndarray        # (2, 3) float32
+from core.types import Affine, Landmarks68
 
 _REFERENCE = Path(__file__).resolve().parent / "data" / "dfl_mean_face.json"
 

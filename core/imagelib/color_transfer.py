@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 
 from core.errors import VisageError
+from core.types import Image, Mask
 
-Image = np.ndarray   # (H, W, 3) float32 BGR in [0, 1]
-Mask = np.ndarray    # (H, W) or (H, W, 1) float32 in [0, 1]
 _MIN_PIXELS = 16     # fewer masked pixels than this: statistics from the whole image
 _EPS = 1e-6
 

@@ -24,13 +24,11 @@ from core.facelib.geometry import face_transform, transform_points
 from core.imagelib.color_transfer import color_transfer
 from core.imagelib.masks import hull_mask
 from core.merge.masks import WORK_SCALE, build_mask, process_mask
+from core.types import Face, Frame, Mask
 
 if TYPE_CHECKING:                   # config takes its choice lists from the tables here
     from core.merge.config import MergerConfig
 
-Frame = np.ndarray       # (H, W, 3) uint8 BGR
-Face = np.ndarray        # (res, res, 3) float32 BGR in [0, 1]
-Mask = np.ndarray        # (N, N, 1) or (H, W, 1) float32 in [0, 1]
 Predict = Callable[[Face], tuple[Face, Mask, Mask]]   # dst crop -> (face, learned-prd, learned-dst)
 Motion = tuple[float, float]                           # (dx, dy) of the face between frames, frame px
 

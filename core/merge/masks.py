@@ -13,7 +13,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-Mask = np.ndarray   # (N, N, 1) float32 in [0, 1]
+from core.types import Mask
+
 WORK_SCALE = 4      # mask processing resolution = WORK_SCALE x model resolution
 
 # mask_mode -> (hull of the dst landmarks, learned-prd, learned-dst) -> mask. One table.

@@ -35,8 +35,8 @@ import numpy as np
 
 from core.errors import VisageError
 from samplelib.sample import Sample, SamplePicker, load_samples
-from samplelib.sample_processor import (SampleConfig, check_face_type, decode_reduction, load_image, process_sample,
-                                       reference_face)
+from core.facelib.recrop import check_face_type
+from samplelib.sample_processor import SampleConfig, decode_reduction, load_image, process_sample, reference_face
 
 class SideBatch(NamedTuple):
     """One side's batch: float32 NHWC arrays in [0, 1]."""

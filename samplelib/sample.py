@@ -6,7 +6,6 @@ whole faceset in memory. The picker that chooses which face comes next lives her
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +15,7 @@ import numpy as np
 from core.errors import VisageError
 from core.facelib.face_meta import extract, jpeg_size
 from core.facelib.face_type import FaceType, face_type_from_str
-from core.facelib.geometry import estimate_yaw
+from core.facelib.geometry import estimate_pose
 from core.faceset_pak import PakEntry, is_aux_image, read_entry, read_faceset
 
 YAW_BINS = 128        # DeepFaceLab's uniform-yaw bins over ±YAW_LIMIT
@@ -37,30 +36,6 @@ class Sample:
     yaw: float = 0.0                 # approximate radians, + = face turned toward image right
     pitch: float = 0.0               # approximate radians, + = chin down
     pak_entry: PakEntry | None = None   # set when the face lives inside a faceset.pak
-
-
-def _span(lm: np.ndarray, a: tuple[int, ...], b: tuple[int, ...], axis: int) -> float:
-    return float(np.mean(lm[list(b), axis] - lm[list(a), axis]))
-
-
-def estimate_pose(aligned_landmarks: np.ndarray) -> tuple[float, float]:
-    """(yaw, pitch) in rough radians from 2-D landmark proportions.
-
-    Yaw: geometry.estimate_yaw is (nose-to-right-jaw span) - (left-jaw-to-nose span); over
-    the jaw width that is -(d/r)·tan(yaw) for a head of radius r whose nose stands d out,
-    so atan of the ratio gives an angle (d/r > 1 makes it overstate slightly; only the
-    ordering matters for uniform-yaw bins). Pitch uses the same idea vertically: how far
-    the nose tip sits between the eye line and the chin, centred on a frontal face (~0.45).
-    It is scale-free, so aligned faces of any size give the same values.
-    """
-    lm = np.asarray(aligned_landmarks, np.float64)
-    jaw_width = _span(lm, (0, 1, 2), (16, 15, 14), 0)
-    yaw = math.atan2(-estimate_yaw(lm), max(jaw_width, 1e-6))
-    eye_y = lm[36:48, 1].mean()
-    upper, lower = lm[30, 1] - eye_y, lm[8, 1] - lm[30, 1]
-    ratio = upper / max(upper + lower, 1e-6)
-    pitch = math.atan2(ratio - 0.45, 0.5)
-    return yaw, pitch
 
 
 def sample_from_meta(path: str | Path, meta, image_size: int, pak_entry: PakEntry | None = None) -> Sample:

@@ -42,9 +42,8 @@ def landmark_error(merged: np.ndarray, dst: np.ndarray) -> float:
 
 def pose_degrees(landmarks: np.ndarray, frame_to_face: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees: yaw/pitch from the landmarks' proportions in the aligned face
-    (samplelib's estimate, rough but consistent), roll from the outer-eye line in the frame."""
-    from core.facelib.geometry import transform_points
-    from samplelib.sample import estimate_pose
+    (geometry.estimate_pose, rough but consistent), roll from the outer-eye line in the frame."""
+    from core.facelib.geometry import estimate_pose, transform_points
     lm = np.asarray(landmarks, np.float64)
     yaw, pitch = estimate_pose(transform_points(lm, frame_to_face))
     eye = lm[45] - lm[36]

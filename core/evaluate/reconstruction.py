@@ -46,13 +46,12 @@ def model_crops(faces: list, face_type, resolution: int) -> list[tuple[np.ndarra
     """(crop float32 BGR [0, 1], hull bool) of each (name, image, meta) at the model's face type and size."""
     from core.facelib.geometry import transform_points
     from core.imagelib.masks import hull_mask
-    from samplelib.sample import sample_from_meta
-    from samplelib.sample_processor import check_face_type, crop_matrix, resample
+    from core.facelib.recrop import aligned_face, check_face_type, crop_matrix, resample
     out = []
     for name, img, meta in faces:
-        sample = sample_from_meta(name, meta, img.shape[0])
-        check_face_type(sample, face_type)
-        mat = crop_matrix(sample, face_type, resolution)
+        face = aligned_face(name, meta, img.shape[0])
+        check_face_type(face, face_type)
+        mat = crop_matrix(face, face_type, resolution)
         crop = resample(img, mat, resolution, border_replicate=True).astype(np.float32) / 255.0
         hull = hull_mask((resolution, resolution), transform_points(meta.landmarks, mat),
                          meta.eyebrows_expand_mod)[..., 0] > 0.5

@@ -120,3 +120,27 @@ def _affine_from_3(src: np.ndarray, dst: np.ndarray) -> Affine:
 def crop_rect_in_frame(mat: Affine, size: int) -> np.ndarray:
     """The aligned crop's four corners in frame space (for debug drawing and re-crops)."""
     return transform_points(np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float32), mat, invert=True)
+
+
+def _span(lm: np.ndarray, a: tuple[int, ...], b: tuple[int, ...], axis: int) -> float:
+    return float(np.mean(lm[list(b), axis] - lm[list(a), axis]))
+
+
+def estimate_pose(aligned_landmarks: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in rough radians from 2-D landmark proportions.
+
+    Yaw: estimate_yaw is (nose-to-right-jaw span) - (left-jaw-to-nose span); over
+    the jaw width that is -(d/r)·tan(yaw) for a head of radius r whose nose stands d out,
+    so atan of the ratio gives an angle (d/r > 1 makes it overstate slightly; only the
+    ordering matters for uniform-yaw bins). Pitch uses the same idea vertically: how far
+    the nose tip sits between the eye line and the chin, centred on a frontal face (~0.45).
+    It is scale-free, so aligned faces of any size give the same values.
+    """
+    lm = np.asarray(aligned_landmarks, np.float64)
+    jaw_width = _span(lm, (0, 1, 2), (16, 15, 14), 0)
+    yaw = math.atan2(-estimate_yaw(lm), max(jaw_width, 1e-6))
+    eye_y = lm[36:48, 1].mean()
+    upper, lower = lm[30, 1] - eye_y, lm[8, 1] - lm[30, 1]
+    ratio = upper / max(upper + lower, 1e-6)
+    pitch = math.atan2(ratio - 0.45, 0.5)
+    return yaw, pitch

@@ -90,7 +90,7 @@ def init_worker(wanted: Sequence[str]) -> None:
 def _load_one(path: str, wanted: Sequence[str]) -> FaceRecord | str:
     from core.errors import VisageError
     from core.facelib.face_meta import read_face, read_meta
-    from samplelib.sample import estimate_pose
+    from core.facelib.geometry import estimate_pose
     try:
         if PIXEL_FEATURES.intersection(wanted):
             image, meta = read_face(path)

@@ -17,8 +17,8 @@ from core.facelib.geometry import face_transform, transform_points
 from core.fileio import read_image
 from samplelib.generator import TrainingBatches
 from samplelib.sample import Sample, SamplePicker, load_samples, yaw_bins
-from samplelib.sample_processor import (SampleConfig, check_face_type, crop_matrix, decode_reduction, load_image,
-                                       process_sample)
+from core.facelib.recrop import check_face_type, crop_matrix
+from samplelib.sample_processor import SampleConfig, decode_reduction, load_image, process_sample
 
 RES = 64
 WF = SampleConfig(RES, FaceType.WHOLE_FACE, random_warp=True, random_flip=True)

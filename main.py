@@ -1,7 +1,7 @@
 """Visage: one entry point with DeepFaceLab's subcommands.
 
-Each command lives in `mainscripts/<module>.py`, which exposes `register(subparsers,
-parent)`; heavy imports happen inside the command, so `--help` is instant. Every failure the
+Each command lives in `mainscripts/<module>.py` (or beside its helpers in `mainscripts/<command>/`)
+and exposes `register(subparsers, parent)`; heavy imports happen inside the command, so `--help` is instant. Every failure the
 user can fix ends as one `error: ...` line and exit code 2: a bad flag (argparse), a
 VisageError, and, as a last resort, an OSError on a named file that a command did not
 describe itself (read-only folder, no permission, a file in the way, disk full). Every run

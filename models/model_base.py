@@ -81,7 +81,7 @@ class ModelBase:
             self.loss_history: list[list[float]] = data.get("loss_history", [])
             self.held_out = data.get("validation")          # models/validation.py; set by make_batches
             self.validation_history: list[list[float]] = data.get("validation_history", [])
-            self.eta = ""                                   # to target_iter, kept by mainscripts/train_logs.py
+            self.eta = ""                                   # to target_iter, kept by mainscripts/train/train_logs.py
             self.saved_options(data, self.files.data_path)
             self.options = self._resolve_options(given or {}, data.get("options", {}), silent_start)
             from core.nn.backend import set_precision

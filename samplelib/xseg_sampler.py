@@ -2,7 +2,7 @@
 
 Only faces that carry include/exclude polygons are training data (a face's own applied
 mask would be its own teacher). Each is re-cropped once to the model's face type and
-resolution through the one crop function (sample_processor.crop_matrix), with its polygons
+resolution through the one crop function (core/facelib/recrop.py's crop_matrix), with its polygons
 rasterised in the same crop, and kept in memory; every draw then augments that crop:
 
 - half the time the background (outside the label mask) is replaced by another labelled

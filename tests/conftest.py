@@ -18,7 +18,7 @@ import pytest
 from core.sample_media import sample_path
 
 # Commands write a log beside the workspace they work on (core/run_log.py); the tests' logs go here
-# instead, so that no test's folder gains a logs/ it does not expect. tests/test_run_log.py unsets it.
+# instead, so that no test's folder gains a logs/ it does not expect. tests/core/test_run_log.py unsets it.
 os.environ.setdefault("VISAGE_LOG_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"visage_test_logs_{os.getpid()}"))
 
 

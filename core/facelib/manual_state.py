@@ -5,7 +5,7 @@
 the landmarker on this rectangle and hand the result back with `set_landmarks`), `Accept`
 (write this frame's faces), `Skip` (this frame has no face to keep), `Goto` (show another
 frame; answer with `frame_loaded`) and `Quit`. Nothing here opens a window or touches
-pixels; mainscripts/manual_extract.py is the OpenCV shell. Coordinates are frame pixels:
+pixels; mainscripts/extract/manual_extract.py is the OpenCV shell. Coordinates are frame pixels:
 the window divides its view scale out of the mouse position first.
 
 Controls: the rectangle follows the mouse; the wheel resizes it; a left click locks or

@@ -4,7 +4,7 @@
 `EditorState` and a list of actions for the window: `Save` (write these polygons into face
 `index`), `Goto` (show face `index`; answer with `face_loaded`), `CopyFrom` (send face
 `index`'s polygons back with `paste`) and `Quit`. Nothing here touches pixels or files;
-mainscripts/xseg_editor.py is the OpenCV shell. Mouse positions are window pixels of a
+mainscripts/xseg/xseg_editor.py is the OpenCV shell. Mouse positions are window pixels of a
 square canvas; the state maps them to face pixels through its zoom and pan.
 
 Keys: q / w start an include / exclude polygon; left click adds a point, a click on the

@@ -2,7 +2,7 @@
 
 `handle_key(state, key)` maps one cv2.waitKey code to a new `MergerState` and the frame
 indices whose config became final (the caller writes those frames). Nothing here opens a
-window or touches pixels: mainscripts/merger_window.py is the OpenCV shell around it.
+window or touches pixels: mainscripts/merge/merger_window.py is the OpenCV shell around it.
 
 DeepFaceLab's key map; Shift (the uppercase or shifted character) steps by 5:
 `~1..6 mode; q/a w/s e/d r/f y/h u/j i/k o/l p/; numeric modifiers up/down; z masked hist

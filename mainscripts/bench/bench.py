@@ -3,8 +3,8 @@
 Speed is never asserted in tests; it is measured here on demand. `bench extract` times
 the real `extract` command (worker start-up included) on frames decoded from a sample
 clip and breaks the time down per stage; `bench train` times training iterations
-(mainscripts/bench_train.py) and `bench merge` batch merge's frames/s at the dst resolution,
-per stage (mainscripts/bench_merge.py).
+(bench_train.py) and `bench merge` batch merge's frames/s at the dst resolution,
+per stage (bench_merge.py).
 """
 from __future__ import annotations
 

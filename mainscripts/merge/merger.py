@@ -4,9 +4,9 @@ DeepFaceLab's flow: pick the model, "Use interactive merger?" — yes opens the 
 merger (per-frame settings, session kept in the model folder), no asks the settings once
 (or takes them from --opt / --config) and merges every frame with worker processes. The
 parent process decodes frames, crops faces and runs the model in batches; workers
-composite and write (mainscripts/merge_worker.py). A frame counts as merged only once
+composite and write (core/merge/batch_job.py). A frame counts as merged only once
 both its files were written with this model iteration and these settings, as the output
-folder's merge log records (mainscripts/merge_resume.py): run again, a stopped batch merge,
+folder's merge log records (core/merge/resume.py): run again, a stopped batch merge,
 or one with other settings, merges exactly the frames not yet merged that way.
 """
 from __future__ import annotations

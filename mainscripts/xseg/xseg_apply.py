@@ -1,7 +1,7 @@
 """`xseg apply`: write a trained XSeg model's mask into every face of a folder.
 
 Each face is re-cropped to the model's face type and resolution through the one crop
-function (sample_processor.crop_matrix: a plain resize when the types match, else the crop
+function (recrop.crop_matrix: a plain resize when the types match, else the crop
 extraction would have made, e.g. a whole-face model on a head set), the mask predicted,
 mapped back into the face's own pixels with the inverse of that affine and binarised at
 0.5 as DeepFaceLab does, then stored as the face's `xseg_mask` (PNG) with an atomic

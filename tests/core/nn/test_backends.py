@@ -2,7 +2,7 @@
 and a model saved under one backend predicts the same under every other (weights are plain arrays).
 
 Keras picks its backend once per process, so each backend runs in its own subprocess
-(tests/backend_support.py): one to train all models, one to reload the others' models.
+(tests/support/backend_support.py): one to train all models, one to reload the others' models.
 """
 from __future__ import annotations
 

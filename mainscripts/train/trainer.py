@@ -176,8 +176,10 @@ def status_line(it: int, ms: float, src: float, dst: float, eta: str = "") -> st
         f"[ETA {eta}]" if eta else "")
 
 
-def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0) -> int:
-    """Run until Enter/Ctrl-C/target iteration (or `max_minutes`, the demo's bound); returns the exit code."""
+def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0,
+          max_iters: int = 0) -> int:
+    """Run until Enter/Ctrl-C/target iteration (or `max_minutes` / `max_iters` more iterations, the demo's
+    bounds); returns the exit code."""
     from mainscripts.train.train_logs import TrainLogs
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)
@@ -188,6 +190,7 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
     last_save = last_backup = last_file_preview = time.monotonic()
     started, waited0, last_print = time.monotonic(), model.batches.wait_seconds, 0.0
     clock = None                 # max_minutes counts from the first step, which compiles the graph
+    stop_iter = model.iter + max_iters if max_iters else 0
     preview.refresh()
     interact.log_info("Starting. Press Enter in the preview window (or Ctrl-C here) to save and stop.")
     try:
@@ -221,6 +224,10 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             if max_minutes and now - clock > max_minutes * 60:
                 console.close()
                 interact.log_info(f"Time limit of {max_minutes:g} minutes reached.")
+                break
+            if stop_iter and model.iter >= stop_iter:
+                console.close()
+                interact.log_info(f"{max_iters} iterations done.")
                 break
             if action == "save":
                 model.save()

@@ -5,7 +5,7 @@ merger read it from here (`MODELS`, `model_names()`).
 """
 from __future__ import annotations
 
-MODELS = {"SAEHD": "models.saehd:SAEHDModel", "Quick96": "models.quick96:Quick96Model",
+MODELS = {"SAEHD": "models.saehd:SAEHDModel", "AMP": "models.amp:AMPModel", "Quick96": "models.quick96:Quick96Model",
           "XSeg": "models.xseg:XSegModel"}
 
 

@@ -42,6 +42,7 @@ COMMON_OPTIONS = (
 # in_face (N, res, res, 3) BGR float 0..1 -> dst face mask, predicted (celeb) face, its mask.
 INFERENCE_INPUT = "in_face"
 INFERENCE_OUTPUTS = ("out_face_mask", "out_celeb_face", "out_celeb_face_mask")
+MORPH_INPUT = "morph_value"      # AMP's second input, shape (1,): the share of the swap taken from the src side
 
 
 def inference_model(inputs, face_mask, celeb_face, celeb_face_mask):
@@ -59,6 +60,7 @@ class ModelBase:
     FACE_SETS: tuple[str, ...] = ("src", "dst")   # the aligned-face folders training reads, by role
     ASKS_OPTIONS = True            # Quick96 asks nothing, like DeepFaceLab's
     PREVIEW_EVERY = 10             # iterations between history previews (scaled by resolution)
+    MERGE_OPTIONS: tuple[str, ...] = ()    # merger options (core/merge/config.py) only this model uses
     extra_losses: tuple[float, ...] = ()   # the last step's discriminator losses: loss_history columns 3 and on
 
     def __init__(self, model_dir: Path, src_dir: Path | None = None, dst_dir: Path | None = None,

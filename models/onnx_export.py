@@ -45,6 +45,7 @@ def export_onnx(graph, path: Path, quantize: bool = False, graph_name: str = "vi
                               f"(scripts/setup.sh)") from None
         proto = onnx.load(str(raw))
     rename(proto, [t.name for t in specs], list(graph.output_names), FORMATS[fmt][1])
+    fixed_dims(proto, [tuple(t.shape) for t in specs])
     if quantize:
         fp16_weights(proto)
     proto.graph.name = graph_name
@@ -65,6 +66,18 @@ def rename(proto, inputs: list[str], outputs: list[str], suffix: str) -> None:
     for node in graph.node:
         node.input[:] = [mapping.get(n, n) for n in node.input]
         node.output[:] = [mapping.get(n, n) for n in node.output]
+
+
+def fixed_dims(proto, shapes: list[tuple]) -> None:
+    """Write the inputs' fixed sizes into the graph (the converter leaves a leading one symbolic):
+    AMP's `morph_value` is (1,), as DeepFaceLab declares it and DeepFaceLive feeds it."""
+    graph = proto.graph
+    real_inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    for value, shape in zip(real_inputs, shapes):
+        for dim, size in zip(value.type.tensor_type.shape.dim, shape):
+            if size is not None:
+                dim.ClearField("dim_param")
+                dim.dim_value = int(size)
 
 
 def fp16_weights(proto) -> None:

@@ -176,17 +176,13 @@ class SAEHDModel(ModelBase):
         return {**self.options, **PRETRAIN_FORCES} if self.options.get("pretrain") else dict(self.options)
 
     def build(self) -> None:
-        from core.nn.archis import part_names, trainable_parts
-        s = self.net = self.network_settings()
+        self.net = self.network_settings()
         o = self.train_opts = self.training_options()
         if o.get("pretrain"):
             interact.log_info("Pretraining: " + ", ".join(f"{k} {v}" for k, v in PRETRAIN_FORCES.items()))
         self.parts = self.build_parts(self.options)
         self._adversarial_parts()
-        # the optimizer keeps state for every part (DFL), so freezing inter_AB (liae without
-        # random warp) and back does not orphan its moments; the step updates the trainable ones
-        every = [v for n in part_names(s["kind"]) for v in self.parts[n].trainable_variables]
-        trainable = [v for n in trainable_parts(s["kind"], o.get("random_warp", True)) for v in self.parts[n].trainable_variables]
+        every, trainable = self.generator_variables()
         self.optimizer, self._scaled_optimizer, self._step = self._optimizer_and_step("src_dst", every, trainable,
                                                                                      self.losses)
         self._d_steps = []
@@ -196,6 +192,19 @@ class SAEHDModel(ModelBase):
                 variables = self.parts[part].trainable_variables
                 opt, _, step = self._optimizer_and_step(opt_name, variables, variables, loss)
                 self._d_steps.append((opt_name, opt, step))
+
+    def generator_variables(self) -> tuple[list, list]:
+        """(the variables the main optimizer keeps state for, those its step updates).
+
+        The optimizer keeps state for every part (DFL), so freezing inter_AB (liae without
+        random warp) and back does not orphan its moments; the step updates the trainable ones.
+        """
+        from core.nn.archis import part_names, trainable_parts
+        kind = self.net["kind"]
+        every = [v for n in part_names(kind) for v in self.parts[n].trainable_variables]
+        trainable = [v for n in trainable_parts(kind, self.train_opts.get("random_warp", True))
+                     for v in self.parts[n].trainable_variables]
+        return every, trainable
 
     def _adversarial_parts(self) -> None:
         """The GAN and true-face discriminators, as parts saved beside the network's (DFL's file names)."""

@@ -60,9 +60,12 @@ SCHEMA: list[Option] = [
            prompt="Choose image degrade by bicubic rescale power", lo=0, hi=100),
     Option("color_degrade_power", int, 0, "Reduce the face to 256 colours, blended by power.",
            prompt="Degrade color power of final image", lo=0, hi=100),
+    Option("morph_factor", float, 1.0, "AMP only: how far the face is morphed from the dst face (0) to the src "
+           "face (1).", prompt="Morph factor", lo=0.0, hi=1.0),
 ]
 OPTIONS: dict[str, Option] = {o.name: o for o in SCHEMA}
 PROMPT_DEFAULTS: dict[str, Any] = {"mask_mode": "dst", "hist_match_threshold": 255}
+MODEL_ONLY = ("morph_factor",)        # asked only for a model that lists it in its MERGE_OPTIONS (AMP)
 CYCLES: dict[str, tuple[str, ...]] = {"mode": MODES, "mask_mode": MASK_MODES,
                                       "color_transfer_mode": COLOR_TRANSFER_MODES, "sharpen_mode": SHARPEN_MODES}
 
@@ -99,12 +102,13 @@ def cycle(cfg: MergerConfig, field: str, step: int = 1) -> MergerConfig:
     return replace(cfg, **{field: choices[(i + step) % len(choices)]})
 
 
-def adjust(cfg: MergerConfig, field: str, delta: int) -> MergerConfig:
-    """Add `delta` to a numeric field, clamped to its DeepFaceLab range."""
+def adjust(cfg: MergerConfig, field: str, delta: float) -> MergerConfig:
+    """Add `delta` to a numeric field, clamped to its DeepFaceLab range (floats kept to 4 decimals)."""
     opt = OPTIONS.get(field)
-    if opt is None or opt.kind is not int:
+    if opt is None or opt.kind not in (int, float):
         raise VisageError(f"'{field}' is not a numeric merger option")
-    value = int(min(max(getattr(cfg, field) + delta, opt.lo), opt.hi))
+    value = min(max(getattr(cfg, field) + delta, opt.lo), opt.hi)
+    value = int(value) if opt.kind is int else round(float(value), 4)
     return replace(cfg, **{field: value})
 
 

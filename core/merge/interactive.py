@@ -9,7 +9,9 @@ DeepFaceLab's key map; Shift (the uppercase or shifted character) steps by 5:
 match; x c n (X C N backwards) cycle mask mode, colour transfer, sharpen mode; `,` `.` `<`
 `>` `m` `M` `/` `?` navigation; -/= zoom; v checkerboard; Tab help; Esc save and quit.
 t/g (super resolution) are deliberately absent: no installed package ships a face-enhancer
-model.
+model. `]` / `[` (Shift: `}` / `{`) raise / lower AMP's morph factor by 0.05 (0.25); DeepFaceLab
+asks it once per merge and has no key for it, so the keys are new and act only when the
+model takes a morph value (`MergerState.morph`).
 
 Choices where DeepFaceLab leaves room: `?` gives every frame after the current one the
 current config and starts auto-processing from the current frame (DeepFaceLab-like);
@@ -49,6 +51,8 @@ ADJUST_KEYS: tuple[tuple[str, str, str], ...] = (      # (up key, down key, fiel
     ("p", ";", "color_degrade_power"),
 )
 CYCLE_KEYS: tuple[tuple[str, str], ...] = (("x", "mask_mode"), ("c", "color_transfer_mode"), ("n", "sharpen_mode"))
+MORPH_STEP = 0.05
+MORPH_KEYS = {"]": MORPH_STEP, "[": -MORPH_STEP, "}": SHIFT_STEP * MORPH_STEP, "{": -SHIFT_STEP * MORPH_STEP}
 _SHIFTED = {";": ":"}
 
 
@@ -78,6 +82,7 @@ KEY_HELP: list[tuple[str, str]] = [
     (" ".join(MODE_KEYS[4:]), "mode: " + ", ".join(MODES[4:])),
     *[(f"{up} / {down}", f"{f.replace('_', ' ')} +/- (Shift: 5)") for up, down, f in ADJUST_KEYS],
     ("z", "masked hist match on / off"),
+    ("] / [", f"morph factor +/- {MORPH_STEP} (AMP; Shift: {SHIFT_STEP * MORPH_STEP:g})"),
     *[(f"{k} / {k.upper()}", f"next / previous {f.replace('_', ' ')}") for k, f in CYCLE_KEYS],
     ("- / =", "zoom out / in"),
     ("v", "show the merge mask over a checkerboard"),
@@ -98,12 +103,13 @@ class MergerState:
     auto_process: bool = False
     checkerboard: bool = False
     quit: bool = False
+    morph: bool = False             # the model takes a morph value (AMP): the morph keys act
 
     @classmethod
-    def new(cls, frames: Sequence[str], cfg: MergerConfig) -> MergerState:
+    def new(cls, frames: Sequence[str], cfg: MergerConfig, morph: bool = False) -> MergerState:
         if not frames:
             raise VisageError("no frames to merge")
-        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames))
+        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames), morph=morph)
 
     @property
     def cfg(self) -> MergerConfig:
@@ -157,6 +163,8 @@ def handle_key(state: MergerState, key: int) -> tuple[MergerState, list[int]]:
         return _with_cfg(state, cycle(cfg, *_CYCLE[ch])), []
     if ch == "z":
         return _with_cfg(state, toggle(cfg, "masked_hist_match")), []
+    if ch in MORPH_KEYS and state.morph:
+        return _with_cfg(state, adjust(cfg, "morph_factor", MORPH_KEYS[ch])), []
     if ch in "-_=+":
         zoom = state.zoom + (1 if ch in "=+" else -1)
         return replace(state, zoom=min(max(zoom, ZOOM_MIN), ZOOM_MAX)), []
@@ -177,6 +185,8 @@ def status_line(state: MergerState) -> str:
     cfg = state.cfg
     parts = [f"frame {state.index + 1}/{len(state.frames)} {state.frames[state.index]}", f"mode {cfg.mode}",
              f"mask {cfg.mask_mode}", f"ct {cfg.color_transfer_mode}"]
+    if state.morph:
+        parts.append(f"morph {cfg.morph_factor:.2f}")
     if "hist" in cfg.mode:
         parts.append(f"hist {cfg.hist_match_threshold}{' masked' if cfg.masked_hist_match else ''}")
     mods = [f"{_SHORT[f]} {getattr(cfg, f):+d}" for f in _SHORT

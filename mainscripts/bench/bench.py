@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="precision(s) (default fp32 and bf16; auto = what training would pick here)")
     t.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="SAEHD options (default: archi=liae-ud resolution=64 ae_dims=64 e_dims=32 d_dims=32 "
-                        "d_mask_dims=16)")
+                        "d_mask_dims=16); AMP takes those it has (default: resolution=64 ae_dims=64 inter_dims=64 "
+                        "e_dims=32 d_dims=32 d_mask_dims=16)")
     t.add_argument("--iterations", type=REPEATS, default=30, help="timed iterations per setting (median reported)")
     t.add_argument("--warmup", type=FRAME_COUNT, default=5, help="untimed iterations first (default 5)")
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")

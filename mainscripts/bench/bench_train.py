@@ -19,6 +19,8 @@ from core import interact
 
 SAEHD_BENCH = {"archi": "liae-ud", "resolution": "64", "ae_dims": "64", "e_dims": "32", "d_dims": "32",
                "d_mask_dims": "16"}
+AMP_BENCH = {"resolution": "64", "ae_dims": "64", "inter_dims": "64", "e_dims": "32", "d_dims": "32",
+             "d_mask_dims": "16"}
 
 
 def _faces(tmp: Path) -> Path:
@@ -65,6 +67,11 @@ def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: 
                 opts = {"precision": prec}
                 if name == "SAEHD":
                     opts.update(saehd_opts, batch_size=str(bs))
+                elif name == "AMP":               # its own small dims, then the --opt names AMP has (no archi)
+                    from core.options import parse_opt_flags
+                    names = {o.name for o in model_class(name).option_schema()}
+                    opts.update(AMP_BENCH, **{k: v for k, v in parse_opt_flags(args.opt).items() if k in names},
+                                batch_size=str(bs))
                 model = model_class(name)(tmp / f"m_{backend}_{name}_{bs}_{prec}", faces, faces, "bench", opts,
                                           silent_start=True)
                 if name == "Quick96":             # fixed at 4 in training; varied here to measure

@@ -62,6 +62,7 @@ def cli(args: argparse.Namespace) -> int:
     from core.nn.backend import describe_backend
     interact.log_info(f"Model {predictor.title}, iteration {predictor.iteration}: {predictor.devices}, "
                       f"{describe_backend()}, {predictor.precision}")
+    given = {**given, **model_merge_options(predictor.merge_options, given, interact.is_interactive())}
     interactive = args.interactive
     if interactive is None:
         interactive = interact.is_interactive() and interact.input_bool(
@@ -92,12 +93,19 @@ def _applies(name: str, mode: str) -> bool:
     return name not in HIST_ONLY or "hist" in mode
 
 
+def model_merge_options(names: tuple[str, ...], given: dict[str, Any], ask: bool) -> dict[str, Any]:
+    """The merger options only this model uses (AMP's "Morph factor"), asked first as DeepFaceLab does."""
+    from core.merge.config import OPTIONS
+    from core.options import resolve
+    return resolve([OPTIONS[n] for n in names], {k: v for k, v in given.items() if k in names}, ask=ask)
+
+
 def batch_config(given: dict[str, Any], ask: bool) -> Any:
     """Merger settings: given (flags/config) > asked (DeepFaceLab's prompt defaults) > prompt defaults."""
-    from core.merge.config import OPTIONS, PROMPT_DEFAULTS, SCHEMA, MergerConfig
+    from core.merge.config import MODEL_ONLY, OPTIONS, PROMPT_DEFAULTS, SCHEMA, MergerConfig
     from core.options import resolve
     mode = resolve([OPTIONS["mode"]], {k: v for k, v in given.items() if k == "mode"}, ask=ask)["mode"]
-    wanted = [o for o in SCHEMA if o.name != "mode" and _applies(o.name, mode)]
+    wanted = [o for o in SCHEMA if o.name not in ("mode", *MODEL_ONLY) and _applies(o.name, mode)]
     names = {o.name for o in wanted}
     values = resolve(wanted, {k: v for k, v in given.items() if k in names}, PROMPT_DEFAULTS, ask=ask)
     return MergerConfig.from_options({**PROMPT_DEFAULTS, **given, **values, "mode": mode})
@@ -139,7 +147,7 @@ def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_di
                     job.crops = [crop_face(job.frame, m, predictor.resolution, predictor.face_type) for m in f.faces]
                     crops += job.crops
             jobs.append(job)
-        predictions = iter(predictor.predict_batch([c.dst for c in crops]))
+        predictions = iter(predictor.predict_batch([c.dst for c in crops], cfg.morph_factor))
         for job in jobs:
             job.predictions = [next(predictions) for _ in job.crops]
             yield job

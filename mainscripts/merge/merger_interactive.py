@@ -9,6 +9,7 @@ frames are the same.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,18 @@ class FrameCache:
         self.frames, self.predictor = frames, predictor
         self._items: OrderedDict[int, tuple] = OrderedDict()
 
-    def get(self, i: int) -> tuple[np.ndarray | None, list, list]:
-        if i in self._items:
-            self._items.move_to_end(i)
-            return self._items[i]
+    def get(self, i: int, morph: float = 1.0) -> tuple[np.ndarray | None, list, list]:
+        """Frame i, its crops and their predictions at this morph factor (a model without one ignores it)."""
+        key = (i, morph if self.predictor.takes_morph else None)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
         f = self.frames[i]
         frame = read_image(f.path)
         crops = [crop_face(frame, m, self.predictor.resolution, self.predictor.face_type) for m in f.faces] \
             if frame is not None else []
-        item = (frame, crops, self.predictor.predict_batch([c.dst for c in crops]))
-        self._items[i] = item
+        item = (frame, crops, self.predictor.predict_batch([c.dst for c in crops], morph))
+        self._items[key] = item
         if len(self._items) > CACHED_FRAMES:
             self._items.popitem(last=False)
         return item
@@ -68,13 +71,14 @@ def interactive_merge(frames: list, predictor: Any, output_dir: Path, mask_dir: 
                               "finish them (Shift+/ and Shift+. redo the rest)")
     else:
         state = MergerState.new(names, MergerConfig.from_options(given))
+    state = replace(state, morph=predictor.takes_morph)
     output_dir.mkdir(parents=True, exist_ok=True)
     mask_dir.mkdir(parents=True, exist_ok=True)
     cache, last_render = FrameCache(frames, predictor), {}
 
     def render(i: int, cfg: MergerConfig) -> tuple[np.ndarray, np.ndarray]:
         if (i, cfg) not in last_render:          # commit() right after a render reuses it
-            frame, crops, predictions = cache.get(i)
+            frame, crops, predictions = cache.get(i, cfg.morph_factor)
             result = _unreadable(names[i]) if frame is None else \
                 compose_frame(frame, crops, predictions, cfg, frames[i].motions)
             last_render.clear()
@@ -82,7 +86,7 @@ def interactive_merge(frames: list, predictor: Any, output_dir: Path, mask_dir: 
         return last_render[(i, cfg)]
 
     def commit(i: int, cfg: MergerConfig) -> None:
-        if cache.get(i)[0] is None:
+        if cache.get(i, cfg.morph_factor)[0] is None:
             interact.log_warn(f"{names[i]} is unreadable and was not written")
             return
         merged, mask = render(i, cfg)

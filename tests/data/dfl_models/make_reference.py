@@ -31,10 +31,15 @@ def main() -> None:
     res = model.resolution
     faces = np.load(faces_path)[f"faces{res}"].astype(np.float32) / 255.0
     names = ("out_celeb_face", "out_face_mask", "out_celeb_face_mask")   # AE_merge's order
+    fmt = model.model_data_format        # AMP builds its graph NCHW even on the CPU
+    feed = nn.to_data_format(faces, fmt, "NHWC")
+
+    def nhwc(outs):
+        return [nn.to_data_format(x, "NHWC", fmt) for x in outs]
     if model_class == "AMP":      # the merge-time morph value: 1.0 (DFL's default) and halfway
-        arrays = {f"{n}_morph{m:g}": a for m in (1.0, 0.5) for n, a in zip(names, model.AE_merge(faces, m))}
+        arrays = {f"{n}_morph{m:g}": a for m in (1.0, 0.5) for n, a in zip(names, nhwc(model.AE_merge(feed, m)))}
     else:
-        arrays = dict(zip(names, model.AE_merge(faces)))
+        arrays = dict(zip(names, nhwc(model.AE_merge(feed))))
     np.savez(out, **arrays)
     print(out, {k: v.shape for k, v in arrays.items()})
 

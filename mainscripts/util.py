@@ -31,6 +31,8 @@ OPERATIONS = {
     "view_aligned": "Write a contact sheet (a grid of the faces) beside the folder, never into a frame folder: "
                     "workspace/data_src/aligned -> workspace/data_src_aligned_contact_sheet.jpg",
     "import_dfl_faceset": "Convert DeepFaceLab aligned faces (pickled metadata) to Visage metadata",
+    "import_dfl_model": "Convert the DeepFaceLab models (SAEHD, Quick96) of --model-dir into Visage models, same "
+                        "options, iteration and weights",
 }
 OPTIONS = (Option("delete_originals", bool, True, "pack: delete the face files once faceset.pak is written (the "
                   "pak holds every face byte for byte and training reads it directly); unpack: delete faceset.pak "
@@ -41,18 +43,24 @@ OPTIONS = (Option("delete_originals", bool, True, "pack: delete the face files o
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("util", parents=[parent], help="faceset utilities: pack, metadata, rename, debug, masks",
                        description="Faceset utilities (one operation per run).")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
+    p.add_argument("--input-dir", help="aligned faces folder, e.g. workspace/data_src/aligned (every operation "
+                   "but --import-dfl-model)")
+    p.add_argument("--model-dir", help="--import-dfl-model only: the DeepFaceLab model folder")
     ops = p.add_mutually_exclusive_group(required=True)
     for name, help_text in OPERATIONS.items():
         ops.add_argument("--" + name.replace("_", "-"), dest="operation", action="store_const", const=name,
                          help=help_text)
     add_flags(p, OPTIONS)
-    p.add_argument("--output-dir", help="--import-dfl-faceset only: write the converted faces here (same names) "
-                   "instead of converting in place")
+    p.add_argument("--output-dir", help="--import-dfl-faceset / --import-dfl-model only: write the converted faces "
+                   "(same names) or models here instead of beside the originals")
     p.set_defaults(func=cli)
 
 
 def cli(args: argparse.Namespace) -> int:
+    if args.operation == "import_dfl_model":
+        return _import_dfl_model(args.model_dir, args.output_dir)
+    if not args.input_dir:
+        raise VisageError(f"util --{args.operation.replace('_', '-')} needs --input-dir (the aligned faces folder)")
     folder = Path(args.input_dir)
     if not folder.is_dir():
         raise VisageError(f"input folder not found: {folder}")
@@ -352,3 +360,15 @@ def _import_dfl(folder: Path, output_dir: str | None) -> int:
                           "they were left unchanged")
         return 2
     return 0
+
+
+def _import_dfl_model(model_dir: str | None, output_dir: str | None) -> int:
+    from mainscripts.dfl_model_import import import_dfl_models
+    if not model_dir:
+        raise VisageError("util --import-dfl-model needs --model-dir (the DeepFaceLab model folder)")
+    lines, errors = import_dfl_models(Path(model_dir), Path(output_dir) if output_dir else None)
+    for line in lines:
+        interact.log_info(line)
+    for line in errors:
+        interact.log_err(line)
+    return 2 if errors else 0

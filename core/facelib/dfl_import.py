@@ -19,7 +19,7 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -185,21 +185,29 @@ for _op in (pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.EXT
     RestrictedUnpickler.dispatch[_op[0]] = RestrictedUnpickler._refuse
 
 
+def restricted_load(source: bytes | BinaryIO, what: str, remedy: str) -> Any:
+    """Unpickle DeepFaceLab data (a face's metadata, a model's data.dat or weights) through
+    RestrictedUnpickler. A refusal or damage is one line starting with `what` (damage ends with
+    `remedy`); nothing named by the data is ever called."""
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        return RestrictedUnpickler(stream).load()
+    except RefusedPickle as e:
+        raise RefusedPickle(f"{what}: {e}; refused, nothing was executed") from None
+    except RecursionError:
+        raise RefusedPickle(f"{what}: pickled data is nested too deeply; refused") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            MemoryError, OverflowError, UnicodeDecodeError, struct.error) as e:
+        why = "the data ends early" if isinstance(e, EOFError) else f"{type(e).__name__}: {str(e)[:80]}"
+        raise VisageError(f"{what} is truncated or damaged ({why}); {remedy}") from None
+
+
 def load_dfl_dict(payload: bytes, name: str) -> dict:
     """DeepFaceLab's metadata dict from its APP15 payload, through the restricted unpickler."""
     if len(payload) > MAX_PICKLE_BYTES:
         raise VisageError(f"DFL face {name}: metadata is {len(payload)} bytes, far too large; refused")
-    try:
-        data = RestrictedUnpickler(io.BytesIO(payload)).load()
-    except RefusedPickle as e:
-        raise RefusedPickle(f"DFL face {name}: {e}; refused, nothing was executed") from None
-    except RecursionError:
-        raise RefusedPickle(f"DFL face {name}: pickled data is nested too deeply; refused") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            MemoryError, OverflowError, UnicodeDecodeError, struct.error) as e:
-        why = "the data ends early" if isinstance(e, EOFError) else f"{type(e).__name__}: {str(e)[:80]}"
-        raise VisageError(f"DFL face {name}: its metadata is truncated or damaged ({why}); "
-                          "copy the face again from the DeepFaceLab faceset") from None
+    data = restricted_load(payload, f"DFL face {name}: its metadata",
+                           "copy the face again from the DeepFaceLab faceset")
     if not isinstance(data, dict):
         raise VisageError(f"DFL face {name}: metadata is a {type(data).__name__}, not DeepFaceLab's dict")
     return data

@@ -87,23 +87,34 @@ class PixelNorm(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="visage")
 class Downscale(layers.Layer):
-    """Conv k×k stride 2 ('same') + LeakyReLU 0.1 (x·cos(x) with `cos`): halves H and W."""
+    """Conv k×k stride 2 + LeakyReLU 0.1 (x·cos(x) with `cos`): halves H and W.
+
+    Padded k//2 on every side, as DeepFaceLab pads its 'SAME' convs: Keras' 'same' pads a
+    stride-2 conv unevenly (one row less on top), which shifts every feature by half a pixel
+    and would make DFL's weights (util --import-dfl-model) give other faces.
+    """
 
     def __init__(self, filters: int, kernel_size: int = 5, cos: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.cos = int(filters), int(kernel_size), bool(cos)
-        self.conv = layers.Conv2D(self.filters, self.kernel_size, strides=2, padding="same",
+        self.conv = layers.Conv2D(self.filters, self.kernel_size, strides=2, padding="valid",
                                   name="conv")
+        self.pad = self.kernel_size // 2
+
+    def _padded(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        return (n, None if h is None else h + 2 * self.pad, None if w is None else w + 2 * self.pad, c)
 
     def build(self, input_shape: tuple) -> None:
-        self.conv.build(input_shape)
+        self.conv.build(self._padded(input_shape))
 
     def call(self, x: Any) -> Any:
-        return activate(self.conv(x), self.cos, 0.1)
+        p = self.pad
+        return activate(self.conv(ops.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))), self.cos, 0.1)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return self.conv.compute_output_shape(input_shape)
+        return self.conv.compute_output_shape(self._padded(input_shape))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,

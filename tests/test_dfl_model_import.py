@@ -1,0 +1,126 @@
+"""util --import-dfl-model on models made by DeepFaceLab itself (tests/data/dfl_models, see its scripts).
+
+Each converted model must redraw eight real faces exactly as DeepFaceLab's own merge graph
+did (its predictions are stored beside the model), keep DFL's options and iteration, and
+train on; hostile pickles in data.dat or a part's .npy are refused with nothing executed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mainscripts.dfl_model_import import load_dfl_file
+from tests.hostile_support import assert_one_error, run, tree_bytes
+from tests.train_support import train_cli
+
+DATA = Path(__file__).parent / "data" / "dfl_models"
+MODELS = {"df": ("saehd_df", "df"), "liae-ud": ("saehd_liae", "liae")}
+MARKER = "pwned"
+
+
+def dfl_copy(tmp_path: Path, key: str) -> tuple[Path, str]:
+    folder, name = MODELS[key]
+    dest = tmp_path / folder
+    shutil.copytree(DATA / folder, dest, ignore=shutil.ignore_patterns("reference.npz"))
+    return dest, name
+
+
+def import_model(model_dir: Path, out: Path | None = None) -> int:
+    return run("util", "--import-dfl-model", "--model-dir", model_dir, *(["--output-dir", out] if out else []))
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_dfl_model_converts_and_predicts_as_deepfacelab(tmp_path, capsys, key):
+    from keras.ops import convert_to_numpy
+    from models.model_base import INFERENCE_OUTPUTS
+    from models.trained import load_trained
+    model_dir, name = dfl_copy(tmp_path, key)
+    assert import_model(model_dir) == 0
+    out = capsys.readouterr().out
+    assert f"{name}_SAEHD: converted iteration" in out and "src_dst_opt" not in out
+
+    dfl = load_dfl_file(model_dir / f"{name}_SAEHD_data.dat")
+    saved = json.loads((model_dir / f"{name}_SAEHD_data.json").read_text())
+    assert saved["iter"] == dfl["iter"] > 0 and len(saved["loss_history"]) == dfl["iter"]
+    for k in ("archi", "resolution", "ae_dims", "e_dims", "d_dims", "d_mask_dims", "face_type", "batch_size"):
+        assert saved["options"][k] == dfl["options"][k], k
+    assert saved["options"]["archi"] == key
+
+    model = load_trained(model_dir, "SAEHD", name, precision="fp32")
+    try:
+        faces = np.load(DATA / "faces.npz")["faces64"].astype(np.float32) / 255.0
+        outputs = model.inference()(faces)
+    finally:
+        model.release()
+    ref = np.load(DATA / MODELS[key][0] / "reference.npz")
+    for n, o in zip(INFERENCE_OUTPUTS, outputs):
+        o = convert_to_numpy(o)
+        assert o.shape == ref[n].shape
+        # the issue asks for 1e-3; these barely trained models vary from face to face by only ~1e-3
+        # (df) to 1e-2 (liae), so hold them to float round-off, where a misplaced weight shows
+        assert np.abs(o - ref[n]).max() <= 1e-5, n
+        assert np.abs(ref[n] - ref[n].mean(0)).max() > 1e-4, n        # outputs depend on the face
+
+
+def test_converted_model_trains_on(src_faceset, dst_faceset, tmp_path, capsys):
+    model_dir, name = dfl_copy(tmp_path, "df")
+    out = tmp_path / "visage"
+    assert import_model(model_dir, out) == 0
+    before = json.loads((out / f"{name}_SAEHD_data.json").read_text())
+    with np.load(out / f"{name}_SAEHD_encoder.npz") as z:
+        enc_before = {k: z[k] for k in z.files if k != "__iter__"}
+    it = before["iter"]
+    assert train_cli(src_faceset, dst_faceset, out, name=name, opts=[f"target_iter={it + 1}", "batch_size=2"]) == 0
+    after = json.loads((out / f"{name}_SAEHD_data.json").read_text())
+    assert after["iter"] == it + 1 and np.isfinite(after["loss_history"][-1]).all()
+    assert after["options"]["archi"] == "df" and after["options"]["ae_dims"] == before["options"]["ae_dims"]
+    with np.load(out / f"{name}_SAEHD_encoder.npz") as z:
+        assert any(not np.array_equal(z[k], v) for k, v in enc_before.items())     # it learned
+
+
+class _Reduce:
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("target", ["data.dat", "encoder.npy"])
+def test_hostile_pickle_in_a_dfl_model_is_refused_unexecuted(tmp_path, capsys, target):
+    model_dir, name = dfl_copy(tmp_path, "df")
+    marker = tmp_path / MARKER
+    path = model_dir / f"{name}_SAEHD_{target}"
+    live = pickle.dumps({"iter": 1, "options": {}, "x": _Reduce(os.system, (f"touch {marker}",))}, protocol=4)
+    pickle.loads(live)                                   # the payload is live under plain pickle
+    assert marker.exists()
+    marker.unlink()
+    path.write_bytes(live)
+    before = tree_bytes(model_dir)
+
+    assert import_model(model_dir) == 2
+    line = assert_one_error(capsys.readouterr().err, path.name, "posix.system", "refused, nothing was executed")
+    assert "Traceback" not in line
+    assert not marker.exists()
+    assert tree_bytes(model_dir) == before               # nothing written, nothing changed
+
+
+def test_damaged_or_missing_parts_give_one_line(tmp_path, capsys):
+    model_dir, name = dfl_copy(tmp_path, "df")
+    (model_dir / f"{name}_SAEHD_inter.npy").unlink()
+    assert import_model(model_dir) == 2
+    assert_one_error(capsys.readouterr().err, f"{name}_SAEHD_inter.npy is missing")
+    cut = model_dir / f"{name}_SAEHD_encoder.npy"
+    shutil.copy(DATA / MODELS["df"][0] / f"{name}_SAEHD_inter.npy", model_dir)
+    cut.write_bytes(cut.read_bytes()[:1000])
+    assert import_model(model_dir) == 2
+    assert_one_error(capsys.readouterr().err, cut.name, "truncated or damaged")
+    assert not list(model_dir.glob("*.json"))
+    assert import_model(tmp_path / "nothing") == 2
+    assert_one_error(capsys.readouterr().err, "model folder not found")

@@ -351,8 +351,11 @@ class SAEHDModel(ModelBase):
         out = forward(self.net["kind"], self.parts, ws, wd, training=True, with_codes=True)
         src = self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]) + self.style_losses(out, ms, td)
         dst = self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"])
-        src, dst = K.mean(src), K.mean(dst)
-        return src + dst + K.mean(self.adversarial_g_loss(out, ts, ms)), src, dst
+        # DFL differentiates the per-sample losses' sum over the batch (tf.gradients of a [batch]
+        # vector) and reports their means; the sum's scale matters against the optimizer's epsilon
+        # and clipgrad's norm
+        total = K.sum(src) + K.sum(dst) + K.sum(self.adversarial_g_loss(out, ts, ms))
+        return total, K.mean(src), K.mean(dst)
 
     def gan_d_loss(self, batch):
         """The patch discriminator's loss: real src targets against src reconstructions, both heads."""
@@ -364,7 +367,7 @@ class SAEHDModel(ModelBase):
         (real, real_px), (fake, fake_px) = (self.parts["GAN"](self.masked_target(x, ms)) for x in (ts, pred))
         loss = (logistic_loss(1.0, real) + logistic_loss(0.0, fake)) * 0.5 + \
             (logistic_loss(1.0, real_px) + logistic_loss(0.0, fake_px)) * 0.5
-        return (K.mean(loss),)
+        return K.sum(loss), K.mean(loss)            # gradient of the batch sum, as the main loss
 
     def code_d_loss(self, batch):
         """The code discriminator's loss: dst codes are 'real', src codes 'fake'."""
@@ -375,14 +378,14 @@ class SAEHDModel(ModelBase):
         d = self.parts["code_discriminator"]
         loss = (logistic_loss(1.0, d(K.stop_gradient(out["code_dst"]))) +
                 logistic_loss(0.0, d(K.stop_gradient(out["code_src"])))) * 0.5
-        return (K.mean(loss),)
+        return K.sum(loss), K.mean(loss)
 
     def train_step(self, batch) -> tuple[float, float]:
         """The autoencoder's step, then each discriminator's on the same batch (DFL's order)."""
         inputs = batch_tuple(batch)
         _, src, dst = self._step(inputs)
         if self._d_steps:
-            d = {name: float(step(inputs)[0]) for name, _, step in self._d_steps}
+            d = {name: float(step(inputs)[1]) for name, _, step in self._d_steps}
             self.extra_losses = (d.get("GAN_opt", 0.0), d.get("D_code_opt", 0.0))
         return float(src), float(dst)
 

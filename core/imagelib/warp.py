@@ -61,10 +61,12 @@ def gen_warp_params(size: int, flip: bool, rng: np.random.Generator,
                     scale_range: tuple[float, float] = (-0.15, 0.15),
                     tx_range: tuple[float, float] = (-0.05, 0.05),
                     ty_range: tuple[float, float] = (-0.05, 0.05)) -> WarpParams:
-    """Draw one sample's augmentation: rotation in degrees, scale as 1+x, shifts as a
-    fraction of `size`; with `flip`, a horizontal flip 40 % of the time (DeepFaceLab's odds)."""
+    """Draw one sample's augmentation: rotation in degrees, scale uniform in
+    [1/(1-lo), 1+hi] for scale_range (lo, hi) as DeepFaceLab draws it (zoom-out and zoom-in
+    equally likely in ratio), shifts as a fraction of `size`; with `flip`, a horizontal flip
+    40 % of the time (DeepFaceLab's odds)."""
     rotation = rng.uniform(*rotation_range)
-    scale = 1.0 + rng.uniform(*scale_range)
+    scale = rng.uniform(1.0 / (1.0 - scale_range[0]), 1.0 + scale_range[1])
     tx, ty = rng.uniform(*tx_range), rng.uniform(*ty_range)
     affine = cv2.getRotationMatrix2D((size / 2.0, size / 2.0), rotation, scale)
     affine[:, 2] += (tx * size, ty * size)

@@ -1,6 +1,6 @@
 """DeepFaceLab's RMSprop and AdaBelief as Keras 3 optimizers, plus state save/load.
 
-Both follow DFL's update rules (no bias correction, epsilon outside the square root) and
+Both follow DFL's update rules (no bias correction, epsilon 1e-6 outside the square root) and
 add its three extras:
 
 * lr_dropout = p, the *keep* probability of each element's update: every step a fresh
@@ -29,8 +29,8 @@ import numpy as np
 import keras
 from keras import ops
 
-DFL_RMSPROP_EPSILON = 1e-6     # float32 resolution, as DFL's RMSprop uses
-DFL_ADABELIEF_EPSILON = 1e-7
+# DFL's RMSprop and AdaBelief both add np.finfo(float32).resolution (1e-6) outside the square root
+DFL_EPSILON = float(np.finfo(np.float32).resolution)
 
 
 def _srl(x: Any, shift: int) -> Any:
@@ -108,7 +108,7 @@ class RMSprop(_DflOptimizer):
     """
 
     def __init__(self, learning_rate: float = 1e-3, rho: float = 0.9,
-                 epsilon: float = DFL_RMSPROP_EPSILON, lr_dropout: float = 1.0, lr_cos: int = 0,
+                 epsilon: float = DFL_EPSILON, lr_dropout: float = 1.0, lr_cos: int = 0,
                  clipnorm: float = 0.0, seed: int | None = None, name: str = "rmsprop",
                  **kwargs: Any) -> None:
         super().__init__(learning_rate, lr_dropout, lr_cos, clipnorm, seed, name, **kwargs)
@@ -140,7 +140,7 @@ class AdaBelief(_DflOptimizer):
     """
 
     def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = DFL_ADABELIEF_EPSILON, lr_dropout: float = 1.0,
+                 epsilon: float = DFL_EPSILON, lr_dropout: float = 1.0,
                  lr_cos: int = 0, clipnorm: float = 0.0, seed: int | None = None,
                  name: str = "adabelief", **kwargs: Any) -> None:
         super().__init__(learning_rate, lr_dropout, lr_cos, clipnorm, seed, name, **kwargs)

@@ -119,7 +119,7 @@ class AMPModel(SAEHDModel):
         inputs = self.step_inputs(batch)
         _, src, dst = self._step(inputs)
         if self._d_steps:
-            self.extra_losses = (float(self._d_steps[0][2](inputs)[0]), 0.0)
+            self.extra_losses = (float(self._d_steps[0][2](inputs)[1]), 0.0)
         return float(src), float(dst)
 
     def side_loss(self, target, mask, em_mask, pred, pred_mask):
@@ -143,8 +143,8 @@ class AMPModel(SAEHDModel):
         from core.nn.losses import soften_mask, total_variation_mse
         _, ts, ms, ems, _, td, md, emd, _ = batch
         out, res = self._forward(batch), self.net["resolution"]
-        src = K.mean(self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"]))
-        dst = K.mean(self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"]))
+        src = self.side_loss(ts, ms, ems, out["pred_src_src"], out["pred_src_srcm"])
+        dst = self.side_loss(td, md, emd, out["pred_dst_dst"], out["pred_dst_dstm"])
         # a weak dst background term (DFL's), outside the softened dst mask
         anti_dst = 1.0 - soften_mask(md, res)
         pdd_bg = out["pred_dst_dst"] * anti_dst
@@ -158,7 +158,8 @@ class AMPModel(SAEHDModel):
             anti_src = 1.0 - soften_mask(ms, res)
             extra = extra + 1e-6 * total_variation_mse(out["pred_src_src"]) + \
                 0.02 * K.mean(K.square(out["pred_src_src"] * anti_src - ts * anti_src), axis=(1, 2, 3))
-        return src + dst + K.mean(extra), src, dst
+        # as SAEHD: the gradient of the per-sample losses' batch sum, their means reported
+        return K.sum(src) + K.sum(dst) + K.sum(extra), K.mean(src), K.mean(dst)
 
     def gan_d_loss(self, batch):
         """The patch discriminator: real src and dst targets against both reconstructions, 8 terms / 8 (DFL)."""
@@ -171,7 +172,7 @@ class AMPModel(SAEHDModel):
             for x, label in ((target, 1.0), (K.stop_gradient(pred), 0.0)):
                 patch, pixels = self.parts["GAN"](self.masked_target(x, m))
                 loss = loss + logistic_loss(label, patch) + logistic_loss(label, pixels)
-        return (K.mean(loss) / 8.0,)
+        return K.sum(loss) / 8.0, K.mean(loss) / 8.0        # gradient of the batch sum, as the main loss
 
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         """Reconstructions and the swap at morph 1.0 (the merger's default); src decoded through inter_src."""

@@ -29,7 +29,7 @@ import numpy as np
 from core.errors import VisageError
 
 # DeepFaceLab's model classes that Visage converts, by DFL's file-name class.
-CONVERTIBLE = ("SAEHD", "Quick96")
+CONVERTIBLE = ("SAEHD", "AMP", "Quick96")
 DFL_CLASSES = ("SAEHD", "AMP", "Quick96", "XSeg")
 _DATA = re.compile(r"(.+)_(" + "|".join(DFL_CLASSES) + r")_data\.dat")
 REMEDY = "copy the model folder again from DeepFaceLab"
@@ -88,13 +88,17 @@ _LAYER_RULES = (                         # Visage layer path -> DFL's (after the
 )
 
 
-def dfl_weight_name(part: str, path: str, t_encoder: bool) -> str:
-    """DFL's key of a Visage variable: 'encoder/down2/conv/kernel' -> 'down1/downs_1/conv1/weight:0'."""
+def dfl_weight_name(part: str, path: str, t_encoder: bool, dfl_class: str = "SAEHD") -> str:
+    """DFL's key of a Visage variable: 'encoder/down2/conv/kernel' -> 'down1/downs_1/conv1/weight:0'.
+
+    AMP's network names each down/upscale block as DFL does, so only their conv is renamed."""
     rel = path.split("/", 1)[1] if path.startswith(part + "/") else path
     layer, _, var = rel.rpartition("/")
     layer += "/"
-    m = re.fullmatch(r"down(\d+)/conv/", layer) if part == "encoder" else None
-    if m:       # DFL's plain encoder is one DownscaleBlock 'down1' holding downs_0..3; -t names each downN
+    m = re.fullmatch(r"down(\d+)/conv/", layer) if part == "encoder" and dfl_class != "AMP" else None
+    if dfl_class == "AMP":
+        layer = re.sub(r"^((?:down|upscale|upscalem)\d+)/conv/$", r"\1/conv1/", layer)
+    elif m:       # DFL's plain encoder is one DownscaleBlock 'down1' holding downs_0..3; -t names each downN
         layer = f"down{m.group(1)}/conv1/" if t_encoder else f"down1/downs_{int(m.group(1)) - 1}/conv1/"
     else:
         for pattern, repl in _LAYER_RULES:
@@ -124,15 +128,19 @@ def _layout_fix(part: str, key: str, arr: np.ndarray, model, encoder_hwc: tuple[
     return arr
 
 
-def convert_parts(parts: dict, dfl_weights: dict[str, dict], t_encoder: bool, title: str) -> dict[str, list]:
-    """Each Visage part's arrays in its weight order, each from DFL's layer of the same name and shape."""
-    encoder_hwc = tuple(int(d) for d in parts["encoder"].get_layer("flatten").input.shape[1:])
+def convert_parts(parts: dict, dfl_weights: dict[str, dict], t_encoder: bool, title: str,
+                  dfl_class: str = "SAEHD") -> dict[str, list]:
+    """Each Visage part's arrays in its weight order, each from DFL's layer of the same name and shape.
+
+    AMP's network flattens and reshapes channel-first as DFL's does, so its weights need no reorder."""
+    reorder = dfl_class != "AMP"
+    encoder_hwc = tuple(int(d) for d in parts["encoder"].get_layer("flatten").input.shape[1:]) if reorder else None
     converted = {}
     for part, model in parts.items():
         weights, source = dfl_weights[part], f"{title}_{part}.npy"
         out, used = [], set()
         for v in model.weights:
-            key = dfl_weight_name(part, v.path, t_encoder)
+            key = dfl_weight_name(part, v.path, t_encoder, dfl_class)
             if key not in weights:
                 raise VisageError(f"{source} has no weight {key} (Visage's {v.path}); the model was made by "
                                   f"another DeepFaceLab version, or with other options than its data.dat says")
@@ -140,7 +148,8 @@ def convert_parts(parts: dict, dfl_weights: dict[str, dict], t_encoder: bool, ti
             if arr.dtype.kind != "f" or arr.shape != tuple(v.shape) or not np.isfinite(arr).all():
                 raise VisageError(f"{source}: {key} is {arr.dtype} {arr.shape}; Visage's {v.path} needs finite "
                                   f"floats of shape {tuple(v.shape)}")
-            out.append(_layout_fix(part, key, arr.astype(np.float32), model, encoder_hwc))
+            arr = arr.astype(np.float32)
+            out.append(_layout_fix(part, key, arr, model, encoder_hwc) if reorder else arr)
             used.add(key)
         extra = sorted(set(weights) - used)
         if extra:
@@ -180,7 +189,7 @@ def import_dfl_model(model_dir: Path, name: str, dfl_class: str, output_dir: Pat
                               f"{', '.join(f'{p}.npy' for p in parts)}")
         dfl_weights[part] = load_dfl_file(path)
     t_encoder = "t" in str(options.get("archi", "")).partition("-")[2]
-    converted = convert_parts(parts, dfl_weights, t_encoder, title)
+    converted = convert_parts(parts, dfl_weights, t_encoder, title, dfl_class)
     files = ModelFiles(output_dir, name, cls.CLASS_NAME)
     lock = files.lock(exclusive=True, what="import")
     try:

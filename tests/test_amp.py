@@ -13,7 +13,7 @@ import pytest
 
 import main
 from tests.test_exportdfm import _faces
-from tests.train_support import data
+from tests.support.train_support import data
 
 TINY_AMP = dict(resolution="64", ae_dims="32", inter_dims="32", e_dims="16", d_dims="16", d_mask_dims="16",
                 batch_size="4", gan_power="0.1", gan_patch_size="8", gan_dims="4", precision="fp32")
@@ -161,7 +161,7 @@ def test_interactive_keys_change_the_morph_value_and_the_frame(amp, frames, dst_
     from core.merge.interactive import MergerState, handle_key, status_line
     from core.merge.compose import compose_frame
     from core.merge.frames import load_frames
-    from mainscripts.merger_interactive import FrameCache
+    from mainscripts.merge.merger_interactive import FrameCache
     from models.predictor import FacePredictor
     cfg = MergerConfig(mode="overlay", mask_mode="dst", color_transfer_mode="none")
     state = MergerState.new(["a.png", "b.png"], cfg, morph=True)

@@ -93,7 +93,7 @@ def test_optimizer_steps_match_dfl_update_rule(name):
 # ---------------------------------------------------------------- loss reduction
 def test_gradient_is_taken_of_the_batch_summed_loss(src_faceset, dst_faceset, tmp_path):
     """DFL differentiates the [batch] loss vector, i.e. its sum, and prints the means."""
-    from tests.train_support import make_model
+    from tests.support.train_support import make_model
     model = make_model(src_faceset, dst_faceset, tmp_path / "m", {**dict(o.split("=") for o in (
         "archi=liae-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16")),
         "batch_size": 3, "precision": "fp32"})

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from mainscripts.dfl_model_import import load_dfl_file
-from tests.hostile_support import assert_one_error, run, tree_bytes
-from tests.train_support import train_cli
+from tests.support.hostile_support import assert_one_error, run, tree_bytes
+from tests.support.train_support import train_cli
 
 DATA = Path(__file__).parent / "data" / "dfl_models"
 MODELS = {"df": ("saehd_df", "df"), "liae-ud": ("saehd_liae", "liae")}
@@ -124,3 +124,34 @@ def test_damaged_or_missing_parts_give_one_line(tmp_path, capsys):
     assert not list(model_dir.glob("*.json"))
     assert import_model(tmp_path / "nothing") == 2
     assert_one_error(capsys.readouterr().err, "model folder not found")
+
+
+def test_dfl_amp_model_converts_and_morphs_as_deepfacelab(tmp_path, capsys):
+    """DeepFaceLab's AMP (res 64, morph_factor 0.5): the same three outputs at morph 1.0 and 0.5."""
+    from keras.ops import convert_to_numpy
+    from models.model_base import INFERENCE_OUTPUTS
+    from models.trained import load_trained
+    model_dir = tmp_path / "amp"
+    shutil.copytree(DATA / "amp", model_dir, ignore=shutil.ignore_patterns("reference.npz"))
+    assert import_model(model_dir) == 0
+    assert "amp_AMP: converted iteration" in capsys.readouterr().out
+    saved = json.loads((model_dir / "amp_AMP_data.json").read_text())
+    dfl = load_dfl_file(model_dir / "amp_AMP_data.dat")
+    assert saved["iter"] == dfl["iter"] > 0
+    for k in ("resolution", "ae_dims", "inter_dims", "e_dims", "d_dims", "d_mask_dims", "morph_factor"):
+        assert saved["options"][k] == dfl["options"][k], k
+    model = load_trained(model_dir, "AMP", "amp", precision="fp32")
+    try:
+        faces = np.load(DATA / "faces.npz")["faces64"].astype(np.float32) / 255.0
+        graph = model.inference()
+        ref = np.load(DATA / "amp" / "reference.npz")
+        for morph in (1, 0.5):
+            outputs = graph([faces, np.array([morph], np.float32)])
+            for n, o in zip(INFERENCE_OUTPUTS, outputs):
+                want = ref[f"{n}_morph{morph}"]
+                assert np.abs(convert_to_numpy(o) - want).max() <= 1e-5, (n, morph)
+                assert np.abs(want - want.mean(0)).max() > 1e-4, n            # outputs depend on the face
+        # the morph value reaches the face: DFL's own outputs at 1.0 and 0.5 differ, and so do ours
+        assert np.abs(ref["out_celeb_face_morph1"] - ref["out_celeb_face_morph0.5"]).max() > 1e-4
+    finally:
+        model.release()

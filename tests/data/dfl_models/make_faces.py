@@ -24,7 +24,7 @@ PHOTOS = ("obama.jpg", "biden.jpg", "obama2.jpg", "single_face.jpg", "einstein.j
 def main() -> None:
     from core.facelib.face_type import FaceType
     from core.sample_media import sample_path
-    from mainscripts.extractor import extract
+    from mainscripts.extract.extractor import extract
     with tempfile.TemporaryDirectory() as tmp:
         frames, out = Path(tmp, "frames"), Path(tmp, "aligned")
         frames.mkdir()

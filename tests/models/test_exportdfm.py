@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 
 import main
-from tests.support.train_support import TINY, train_cli
+from tests.support.train_support import TINY, model_faces, train_cli
 
 FACES = 8
 
-
-def _faces(folder, predictor) -> np.ndarray:
-    from core.evaluate.identity import read_faces
-    from core.evaluate.reconstruction import model_crops
-    crops = model_crops(read_faces(folder, FACES), predictor.face_type, predictor.resolution)
-    assert len(crops) == FACES
-    return np.stack([c for c, _ in crops])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def test_exported_dfm_predicts_as_the_merger(archi, trained, dst_faceset):
     dfm, plain = model_dir / "t_SAEHD_model.dfm", model_dir / "t_SAEHD_model.onnx"
 
     predictor = FacePredictor(model_dir, "SAEHD", "t")
-    faces = _faces(dst_faceset, predictor)
+    faces = model_faces(dst_faceset, predictor)
     expected = predictor.predict_batch(list(faces))
     want = {"mask": np.stack([e[2] for e in expected]), "face": np.stack([e[0] for e in expected]),
             "face_mask": np.stack([e[1] for e in expected])}

@@ -37,3 +37,13 @@ def train_tiny(src, dst, model_dir, iterations: int = 2) -> Path:
     opts = TINY + [f"target_iter={iterations}"]
     assert train_cli(src, dst, model_dir, opts=opts) == 0
     return Path(model_dir)
+
+
+def model_faces(folder, predictor, count: int = 8):
+    """`count` real faces of an aligned folder, cropped as the predictor's model sees them, stacked."""
+    import numpy as np
+    from core.evaluate.identity import read_faces
+    from core.evaluate.reconstruction import model_crops
+    crops = model_crops(read_faces(folder, count), predictor.face_type, predictor.resolution)
+    assert len(crops) == count
+    return np.stack([c for c, _ in crops])

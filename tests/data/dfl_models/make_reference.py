@@ -1,4 +1,4 @@
-"""DeepFaceLab's own predictions on faces.npz, for tests/test_dfl_model_import.py.
+"""DeepFaceLab's own predictions on faces.npz, for tests/mainscripts/test_dfl_model_import.py.
 
 RUN INSIDE DEEPFACELAB'S VENV (not Visage's), with DFL's checkout on the path:
     DFL_DIR=/path/to/DeepFaceLab <dfl>/venv/bin/python make_reference.py MODEL_DIR MODEL NAME OUT.npz

@@ -19,7 +19,7 @@ from mainscripts.dfl_model_import import load_dfl_file
 from tests.support.hostile_support import assert_one_error, run, tree_bytes
 from tests.support.train_support import train_cli
 
-DATA = Path(__file__).parent / "data" / "dfl_models"
+DATA = Path(__file__).resolve().parents[1] / "data" / "dfl_models"
 MODELS = {"df": ("saehd_df", "df"), "liae-ud": ("saehd_liae", "liae")}
 MARKER = "pwned"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import main
-from tests.test_exportdfm import _faces
+from tests.support.train_support import model_faces
 from tests.support.train_support import data
 
 TINY_AMP = dict(resolution="64", ae_dims="32", inter_dims="32", e_dims="16", d_dims="16", d_mask_dims="16",
@@ -103,7 +103,7 @@ def predictions(amp, dst_faceset):
     from models.predictor import FacePredictor
     predictor = FacePredictor(amp["dir"], "AMP", "t")
     assert predictor.takes_morph and predictor.merge_options == ("morph_factor",)
-    faces = _faces(dst_faceset, predictor)
+    faces = model_faces(dst_faceset, predictor)
     out = {m: [np.stack(a) for a in zip(*predictor.predict_batch(list(faces), m))] for m in MORPHS}
     del predictor
     return faces, out

@@ -73,3 +73,24 @@ def test_two_workers_on_one_host_train_in_lockstep_and_only_the_chief_saves(src_
     assert all(last) and last[0].group(1) == last[1].group(1), (chief, worker)
     assert data(tmp_path / "worker0")["iter"] == 3
     assert [f.name for f in (tmp_path / "worker1").iterdir()] in ([], ["t_SAEHD_lock"])    # nothing saved there
+
+
+def test_worker_flags_become_tf_config_and_only_worker_0_is_the_chief(monkeypatch):
+    import json
+    from core.errors import VisageError
+    from core.nn.backend import is_chief, set_workers, worker_count
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert worker_count() == 1 and is_chief()
+    for hosts, index in (("a:1,b:2", None), ("a:1,b:2", 2), (None, 0), ("a,b:2", 0)):
+        with pytest.raises(VisageError, match="--worker-hosts"):
+            set_workers(hosts, index)
+    assert "TF_CONFIG" not in os.environ
+    set_workers("10.0.0.1:2222, 10.0.0.2:2222", 1)
+    assert json.loads(os.environ["TF_CONFIG"]) == {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                                                   "task": {"type": "worker", "index": 1}}
+    assert worker_count() == 2 and not is_chief()
+    set_workers("10.0.0.1:2222,10.0.0.2:2222", 0)
+    assert is_chief()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(VisageError, match="TF_CONFIG is not JSON"):
+        worker_count()

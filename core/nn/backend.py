@@ -117,7 +117,8 @@ def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: b
     Otherwise the GPUs in `gpu_idxs` (--force-gpu-idxs), or those chosen at the prompt
     "Choose one or several GPU idxs (separated by comma)" when `ask`, or else all of them;
     on a machine without a GPU the CPU, with one line when GPUs were asked for. Several GPUs
-    train data parallel under JAX when `parallel` (training); otherwise the first is used, with a line.
+    train data parallel under TensorFlow and JAX when `parallel` (training); otherwise the first
+    is used, with a line. With a cluster in TF_CONFIG (--worker-hosts), training is multi-worker.
     """
     from core import interact
     if cpu_only:

@@ -208,7 +208,7 @@ def _tf_config() -> dict:
 def worker_count() -> int:
     """How many machines train together (TF_CONFIG's cluster); 1 without TF_CONFIG."""
     cluster = _tf_config().get("cluster") or {}
-    return sum(len(cluster.get(role) or []) for role in ("chief", "worker"))
+    return max(1, sum(len(cluster.get(role) or []) for role in ("chief", "worker")))
 
 
 def is_chief() -> bool:

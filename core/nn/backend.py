@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,12 +29,13 @@ BACKENDS = {"tensorflow": ("tensorflow", "tf_backend", "TensorFlow"),
             "torch": ("torch", "torch_backend", "PyTorch"),
             "jax": ("jax", "jax_backend", "JAX")}
 BACKEND_CHOICES = list(BACKENDS)
+PARALLEL_BACKENDS = ("tensorflow", "jax")      # those that split a batch over several devices
 DEFAULT_BACKEND = "tensorflow"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 BACKEND_HELP = ("Keras backend: tensorflow (default), torch or jax; also VISAGE_BACKEND. A model trained under one "
                 "trains on and merges under the others. Under torch and jax, models_opt_on_gpu=n keeps the "
-                "optimizer beside the weights, and training uses one GPU")
+                "optimizer beside the weights; under torch training uses one GPU")
 
 
 def add_backend_flag(p: argparse.ArgumentParser) -> None:
@@ -115,11 +117,15 @@ def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: b
     Otherwise the GPUs in `gpu_idxs` (--force-gpu-idxs), or those chosen at the prompt
     "Choose one or several GPU idxs (separated by comma)" when `ask`, or else all of them;
     on a machine without a GPU the CPU, with one line when GPUs were asked for. Several GPUs
-    train data parallel under JAX when `parallel` (training); otherwise the first is used, with a line.
+    train data parallel under TensorFlow and JAX when `parallel` (training); otherwise the first
+    is used, with a line. With a cluster in TF_CONFIG (--worker-hosts), training is multi-worker.
     """
     from core import interact
     if cpu_only:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    if parallel and worker_count() > 1:
+        return _multi_worker()
+    if cpu_only:
         return "CPU"
     found = gpus()
     if not found:
@@ -144,25 +150,86 @@ def select_devices(cpu_only: bool, gpu_idxs: Sequence[int] | None = None, ask: b
     bad = [i for i in chosen if not 0 <= i < len(found)]
     if bad:
         raise VisageError(f"no GPU {bad[0]}: this machine has {len(found)} ({', '.join(names)})")
-    if len(chosen) > 1 and parallel and backend_name() == "jax":
+    if len(chosen) > 1 and parallel and backend_name() in PARALLEL_BACKENDS:
         data_parallel(chosen)
         return f"GPUs {','.join(map(str, chosen))} data parallel: {', '.join(names[i] for i in chosen)}"
     if len(chosen) > 1:
-        interact.log_warn(f"training on several GPUs is built for --backend jax only; using GPU {chosen[0]} only")
+        interact.log_warn(f"training on several GPUs is built for --backend tensorflow and jax; using GPU "
+                          f"{chosen[0]} only")
     _impl().use_gpu(chosen[0])
     return f"GPU {chosen[0]}: {names[chosen[0]]}"
 
 
 def data_parallel(devices: Sequence[int] | None = None) -> int:
-    """Split each training batch over several devices (JAX only), before the model is built; returns how many.
+    """Split each training batch over several devices, before the model is built; returns how many.
 
     Every variable is replicated, each device computes the loss of its slice of the batch and
-    the gradients are all-reduced, so one step gives the weights a single device would.
-    `devices`: GPU indexes, or None for every device JAX has (the CPU's logical devices in tests).
+    the gradients are all-reduced, so one step gives the weights a single device would
+    (TensorFlow: MirroredStrategy; JAX: keras.distribution.DataParallel).
+    `devices`: GPU indexes, or None for every device the backend has (the CPU's logical devices in tests).
     """
-    if backend_name() != "jax":
-        raise VisageError(f"data-parallel training is built for --backend jax only, not {backend_name()}")
+    if backend_name() not in PARALLEL_BACKENDS:
+        raise VisageError(f"data-parallel training is built for --backend {' and '.join(PARALLEL_BACKENDS)}, "
+                          f"not {backend_name()}")
     return _impl().data_parallel(None if devices is None else list(devices))
+
+
+# --- several machines (TensorFlow's MultiWorkerMirroredStrategy) --------------------------
+def add_worker_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--worker-hosts", metavar="host:port,...",
+                   help="train on several machines (TensorFlow only): every worker's host:port, the same list on "
+                        "each; with --worker-index. TF_CONFIG, when set, says the same")
+    p.add_argument("--worker-index", type=int, metavar="N",
+                   help="this machine's place in --worker-hosts; 0 is the chief, which alone saves, previews "
+                        "and logs")
+
+
+def set_workers(hosts: str | None, index: int | None) -> None:
+    """--worker-hosts/--worker-index -> TF_CONFIG, which TensorFlow's MultiWorkerMirroredStrategy reads."""
+    if hosts is None and index is None:
+        return
+    workers = [h.strip() for h in (hosts or "").split(",") if h.strip()]
+    if not workers or index is None or not 0 <= index < len(workers):
+        raise VisageError("--worker-hosts host:port,... and --worker-index N (0 to one less than the number of "
+                          "hosts) go together")
+    if not all(h.rpartition(":")[2].isdigit() for h in workers):
+        raise VisageError(f"--worker-hosts: each worker is host:port, got {hosts!r}")
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def _tf_config() -> dict:
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        raise VisageError("TF_CONFIG is not JSON: see the README's multi-machine recipe") from None
+    return config if isinstance(config, dict) else {}
+
+
+def worker_count() -> int:
+    """How many machines train together (TF_CONFIG's cluster); 1 without TF_CONFIG."""
+    cluster = _tf_config().get("cluster") or {}
+    return max(1, sum(len(cluster.get(role) or []) for role in ("chief", "worker")))
+
+
+def is_chief() -> bool:
+    """Whether this process saves, previews and logs: always, except on the other workers of a cluster."""
+    config = _tf_config()
+    task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    if worker_count() <= 1:
+        return True
+    if cluster.get("chief"):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
+def _multi_worker() -> str:
+    if backend_name() != "tensorflow":
+        raise VisageError(f"training on several machines (TF_CONFIG / --worker-hosts) is built for --backend "
+                          f"tensorflow only, not {backend_name()}")
+    task = _tf_config().get("task") or {}
+    replicas = _impl().multi_worker()
+    return (f"{task.get('type', 'worker')} {task.get('index', 0)} of {worker_count()} workers "
+            f"({replicas} replicas in all{', chief' if is_chief() else ''})")
 
 
 def _setup_gpu_vendor() -> str:

@@ -41,6 +41,29 @@ def peak_memory() -> int | None:
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
 
+def data_parallel(devices: list | None) -> int:
+    """MirroredStrategy over GPUs `devices` (None: every GPU, else every logical CPU device, as in the tests),
+    set as the current strategy so that every variable built from now on is mirrored; returns the replica count."""
+    import tensorflow as tf
+    if devices is not None:
+        names = [f"/gpu:{i}" for i in devices]
+    else:
+        names = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(names))
+    return len(names)
+
+
+def multi_worker() -> int:
+    """MultiWorkerMirroredStrategy from TF_CONFIG (each worker's own GPUs, or its CPU), set as the current
+    strategy before any variable exists; returns the replica count over all workers."""
+    import tensorflow as tf
+    from core.quiet import quiet_stderr
+    with quiet_stderr():
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    tf.distribute.experimental_set_strategy(strategy)
+    return int(strategy.num_replicas_in_sync)
+
+
 def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:
     """One gradient step as a tf.function (see core.nn.backend.make_train_step; `frozen` is not needed here).
 
@@ -52,6 +75,8 @@ def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: 
     caller owns the optimizer); bf16 and fp32 need none.
     """
     import tensorflow as tf
+    if tf.distribute.has_strategy():
+        return _distributed_train_step(loss_fn, optimizer, variables)
 
     def apply(grads):
         optimizer.apply_gradients(zip(grads, variables))
@@ -66,6 +91,59 @@ def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: 
             scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
         apply(tape.gradient(scaled, variables))
         return (total, *aux)
+    return _quiet_first_call(step)
+
+
+def _distributed_train_step(loss_fn: Callable, optimizer, variables: list) -> Callable:
+    """The step under a (Multi-Worker)MirroredStrategy: each replica takes its slice of the batch, and one
+    all-reduce of the gradients makes every replica apply the single-device update.
+
+    Each replica's loss is divided by the replica count, so the summed gradients are those of the
+    whole batch's mean loss. They are all-reduced here, before the optimizer sees them, so that
+    clipgrad clips the whole batch's gradient norm (Keras clips before its own all-reduce, which
+    would clip each replica's part); the optimizer's own all-reduce is then turned off. Each
+    device updates its copy of every variable and of the lr_dropout seed the same way, so the
+    masks agree. The update is not XLA-fused here (the strategy's cross-device calls are not XLA's).
+    """
+    import tensorflow as tf
+    strategy = tf.distribute.get_strategy()
+    n = strategy.num_replicas_in_sync
+    local = len(strategy.extended.worker_devices)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    for opt in {id(optimizer): optimizer, id(inner): inner}.values():
+        opt._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars      # done in replica_step
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            total, *aux = loss_fn(batch)
+            scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
+            scaled = scaled / n
+        grads = tape.gradient(scaled, variables)
+        used = [i for i, g in enumerate(grads) if g is not None]      # None: untouched, as on one device
+        summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in used])
+        grads = list(grads)
+        for i, g in zip(used, summed):
+            grads[i] = g
+        optimizer.apply_gradients(zip(grads, variables))
+        return (total, *aux)
+
+    @tf.function(reduce_retracing=True)
+    def run(dist_batch):
+        outs = strategy.run(replica_step, args=(dist_batch,))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.MEAN, o, axis=None) for o in outs)
+
+    def step(batch):
+        rows = int(batch[0].shape[0])
+        if rows % local:
+            from core.errors import VisageError
+            raise VisageError(f"batch of {rows} does not split over {local} devices: use a batch_size that is a "
+                              f"multiple of the device count")
+        k = rows // local
+
+        def part(ctx):
+            i = ctx.replica_id_in_sync_group % local
+            return tuple(tf.convert_to_tensor(b[i * k:(i + 1) * k]) for b in batch)
+        return run(strategy.experimental_distribute_values_from_function(part))
     return _quiet_first_call(step)
 
 

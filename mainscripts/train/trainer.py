@@ -16,7 +16,7 @@ from pathlib import Path
 from core import interact
 from core.options import WORKERS, Option
 from core.errors import VisageError
-from core.nn.backend import add_device_flags
+from core.nn.backend import add_device_flags, add_worker_flags
 
 AUTOSAVE_MINUTES = 25
 PREVIEW_FILE_SECONDS = 60
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--force-model-name", help="use (or create) this model without the picker")
     p.add_argument("--no-preview", action="store_true", help="no window: write preview and loss images instead")
     add_device_flags(p, "train")
+    add_worker_flags(p)
     p.add_argument("--silent-start", action="store_true", help="ask nothing: saved options, flags, then defaults")
     p.add_argument("--opt", action="append", metavar="NAME=VALUE",
                    help="set a model option, e.g. --opt resolution=96 (repeatable; all options are listed below)")
@@ -80,6 +81,8 @@ def cli(args: argparse.Namespace) -> int:
         find_lr(cls, Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
                 args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, args.find_lr)
         return 0
+    from core.nn.backend import set_workers
+    set_workers(args.worker_hosts, args.worker_index)
     window = not args.no_preview and _window_possible()
     model = cls(Path(args.model_dir), face_dirs.get("src"), face_dirs.get("dst"), args.force_model_name, given,
                 args.silent_start, args.cpu_only, args.workers, args.force_gpu_idxs, pretraining_dir=pretraining)
@@ -180,6 +183,10 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
           max_iters: int = 0) -> int:
     """Run until Enter/Ctrl-C/target iteration (or `max_minutes` / `max_iters` more iterations, the demo's
     bounds); returns the exit code."""
+    from core.nn.backend import is_chief
+    if not is_chief():
+        from mainscripts.train.train_worker import train_as_worker
+        return train_as_worker(model)
     from mainscripts.train.train_logs import TrainLogs
     from models.model_base import NonFiniteLoss
     preview = Preview(model, window)

@@ -47,7 +47,7 @@ def _free_ports(n: int) -> list[int]:
 def test_two_workers_on_one_host_train_in_lockstep_and_only_the_chief_saves(src_faceset, dst_faceset, tmp_path):
     import subprocess
     import sys
-    from tests.train_support import REPO, TINY, data
+    from tests.support.train_support import REPO, TINY, data
     hosts = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
     env = {**os.environ, "VISAGE_NON_INTERACTIVE": "1", "CUDA_VISIBLE_DEVICES": "-1"}
     for k in ("KERAS_BACKEND", "VISAGE_BACKEND", "TF_CONFIG"):

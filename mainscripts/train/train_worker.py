@@ -13,7 +13,7 @@ from core import interact
 
 def train_as_worker(model) -> int:
     """Step with the chief until the target iteration; Ctrl-C stops this worker (and so the cluster's steps)."""
-    from mainscripts.trainer import status_line
+    from mainscripts.train.trainer import status_line
     interact.log_info(f"Worker of a cluster ({model.devices}): training in step with the chief, which saves, "
                       f"previews and logs; this worker writes nothing")
     try:

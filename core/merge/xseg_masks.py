@@ -6,7 +6,9 @@ head merge correctly:
 - XSeg-dst: the dst face cut out of the frame at the XSeg crop;
 - XSeg-prd: the same crop with the model's predicted face painted over the part the merge
   crop covers (the frame stays the context around it, where the model predicted nothing).
-Each mask is then mapped back into the merge crop (zero outside the XSeg crop) and appended
+Values under 0.1 are zeroed (DeepFaceLab's XSeg noise floor: a faint mask over an occluder
+would blend a little of the swap into it); each mask is then mapped back into the merge crop
+(zero outside the XSeg crop) and appended
 to the prediction, so the compositing workers (which load no model) only combine masks.
 NumPy/OpenCV here; the XSeg network is reached only through `xseg.masks`.
 """
@@ -21,6 +23,8 @@ from core.facelib.face_type import FaceType
 from core.facelib.geometry import face_transform
 from core.merge.compose import Face, FaceCrop, Frame, Mask
 from core.merge.masks import xseg_needs
+
+NOISE_FLOOR = 0.1
 
 
 class XSegMasks(Protocol):        # models.xseg.XSegPredictor
@@ -62,7 +66,9 @@ def add_xseg_masks(frames: Sequence[Frame], crops: Sequence[FaceCrop], predictio
         return [(*p[:3], None, None) for p in predictions]
     inputs = [_xseg_inputs(f, c, p[0], xseg) for f, c, p in zip(frames, crops, predictions)]
     batch = [x[0] for x in inputs if want_dst] + [x[1] for x in inputs if want_prd]
-    out = iter(xseg.masks(np.stack(batch)))
+    masks = np.asarray(xseg.masks(np.stack(batch)), np.float32)
+    masks[masks < NOISE_FLOOR] = 0.0
+    out = iter(masks)
     dst_masks = [next(out) for _ in inputs] if want_dst else [None] * len(inputs)
     prd_masks = [next(out) for _ in inputs] if want_prd else [None] * len(inputs)
 

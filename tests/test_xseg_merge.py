@@ -149,3 +149,48 @@ def test_xseg_mask_mode_without_an_xseg_model_is_one_line(occluded, tiny_model, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a trained XSeg model and there is none in" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+class GreenIsMask:
+    """A stand-in XSeg model (whole face, 64 px): the mask is where the crop is the occluder's green."""
+    resolution, face_type = 64, FaceType.WHOLE_FACE
+
+    def masks(self, crops):
+        b, g, r = crops[..., 0], crops[..., 1], crops[..., 2]
+        return ((g > 0.6) & (r < 0.4) & (b < 0.4)).astype(np.float32)[..., None]
+
+
+def test_xseg_masks_are_mapped_between_the_xseg_and_the_merge_crop(occluded):
+    """XSeg-dst lands on the occluder in a full-face merge crop; XSeg-prd sees the predicted face, not the frame's."""
+    from core.facelib.geometry import transform_points
+    from core.facelib.face_meta import read_meta
+    from core.merge.compose import crop_face
+    from core.merge.xseg_masks import add_xseg_masks
+    frames_dir, aligned, polys = occluded
+    meta = read_meta(sorted(aligned.glob("*.jpg"))[0])
+    frame = cv2.imread(str(frames_dir / meta.source_filename))
+    crop = crop_face(frame, meta, 96, FaceType.FULL)
+    grey = np.full_like(crop.dst, 0.5)
+    green = np.zeros_like(crop.dst)
+    green[..., 1] = 1.0
+    (*_, prd_grey, dst_mask), (*_, prd_green, _) = add_xseg_masks(
+        [frame] * 2, [crop] * 2, [(grey, crop.hull, crop.hull), (green, crop.hull, crop.hull)], GreenIsMask())
+    occ = polys_mask((96, 96), [{"type": "include", "points": transform_points(polys[meta.source_filename],
+                                                                               crop.mat).tolist()}]) > 0.5
+    m = dst_mask[..., 0] > 0.5
+    assert (m & occ).sum() / (m | occ).sum() > 0.85                   # the same place in both crops
+    assert prd_grey.max() == 0.0                                       # the frame's green is under the predicted face
+    assert (prd_green[4:-4, 4:-4] > 0.5).all()                         # and the predicted face is what XSeg-prd sees
+
+
+def test_interactive_mask_key_skips_xseg_modes_without_a_model():
+    from core.merge.config import MASK_MODES, MergerConfig
+    from core.merge.interactive import MergerState, handle_key
+    from core.merge.masks import XSEG_MASK_MODES
+    plain = tuple(m for m in MASK_MODES if m not in XSEG_MASK_MODES)
+    state = MergerState.new(["a.png"], MergerConfig(mask_mode=plain[-1]), mask_modes=plain)
+    assert handle_key(state, ord("x"))[0].cfg.mask_mode == plain[0]
+    full = MergerState.new(["a.png"], MergerConfig(mask_mode=plain[-1]))
+    assert handle_key(full, ord("x"))[0].cfg.mask_mode == "XSeg-prd"
+    assert XSEG_MASK_MODES == MASK_MODES[6:] == ("XSeg-prd", "XSeg-dst", "XSeg-prd*XSeg-dst",
+                                                 "learned-prd*learned-dst*XSeg-prd*XSeg-dst")

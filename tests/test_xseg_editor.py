@@ -207,4 +207,5 @@ def test_scripted_editor_session_under_xvfb(display, src_faceset, tmp_path, monk
 def test_editor_command_errors(tmp_path, capsys):
     from main import main
     assert main(["xseg", "editor", "--input-dir", str(tmp_path)]) == 2
-    assert "no aligned faces" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no aligned faces" in err[0], err

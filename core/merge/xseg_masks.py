@@ -8,8 +8,8 @@ head merge correctly:
   crop covers (the frame stays the context around it, where the model predicted nothing).
 Values under 0.1 are zeroed (DeepFaceLab's XSeg noise floor: a faint mask over an occluder
 would blend a little of the swap into it); each mask is then mapped back into the merge crop
-(zero outside the XSeg crop) and appended
-to the prediction, so the compositing workers (which load no model) only combine masks.
+(zero outside the XSeg crop) and appended to the prediction, so the compositing workers
+(which load no model) only combine masks.
 NumPy/OpenCV here; the XSeg network is reached only through `xseg.masks`.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `handle_key(state, key)` and `handle_mouse(state, event, x, y, flags)` return the new
 `EditorState` and a list of actions for the window: `Save` (write these polygons into face
 `index`), `Goto` (show face `index`; answer with `face_loaded`), `CopyFrom` (send face
-`index`'s polygons back with `paste`) and `Quit`. Nothing here touches pixels or files;
+`index`'s polygons back with `paste`), `Trash` (move face `index` out of the folder) and `Quit`. Nothing here touches pixels or files;
 mainscripts/xseg/xseg_editor.py is the OpenCV shell. Mouse positions are window pixels of a
 square canvas; the state maps them to face pixels through its zoom and pan.
 
@@ -13,6 +13,7 @@ point deletes it, on an edge inserts one; z (Ctrl+Z) undo, Z (Ctrl+Y) redo; Del 
 Backspace deletes the polygon under the cursor (else the last one); c copies the previous
 face's polygons; 1 image, 4 label mask, 5 XSeg mask, ` XSeg overlay; wheel or - / = zoom,
 middle drag pans; a / d save and go to the previous / next face, , / . go without saving;
+x saves and moves the face to `<folder>_trash` (DeepFaceLab's trash key), showing the next;
 Tab help; Esc saves and closes.
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ KEY_HELP: list[tuple[str, str]] = [
     ("wheel, - / =", "zoom; middle drag: pan"),
     ("a / d", "save, previous / next face"),
     (", / .", "previous / next face without saving"),
+    ("x", "move this face to <folder>_trash, show the next"),
     ("Tab", "hide / show this help"),
     ("Esc", "save and close"),
 ]
@@ -70,11 +72,16 @@ class CopyFrom:
 
 
 @dataclass(frozen=True)
+class Trash:
+    index: int          # move this face out; the faces after it move up one index
+
+
+@dataclass(frozen=True)
 class Quit:
     pass
 
 
-Action = Union[Save, Goto, CopyFrom, Quit]
+Action = Union[Save, Goto, CopyFrom, Trash, Quit]
 Snapshot = tuple[tuple[Poly, ...], bool]      # (polygons, is the last one still being drawn)
 
 
@@ -149,6 +156,16 @@ def _leave(state: EditorState, target: int, save: bool) -> tuple[EditorState, li
     if 0 <= target < state.n_faces and target != state.index:
         actions.append(Goto(target))
     return state, actions
+
+
+def _trash(state: EditorState) -> tuple[EditorState, list[Action]]:
+    """x: save this face's labels, move it to the trash folder, show the face that took its place."""
+    state, actions = _leave(state, state.index, save=True)
+    left = state.n_faces - 1
+    actions.append(Trash(state.index))
+    if left == 0:
+        return replace(state, n_faces=0, quit=True), actions + [Quit()]
+    return replace(state, n_faces=left), actions + [Goto(min(state.index, left - 1))]
 
 
 def face_loaded(state: EditorState, index: int, face_size: int, polys: tuple[Poly, ...]) -> EditorState:
@@ -257,6 +274,8 @@ def handle_key(state: EditorState, key: int) -> tuple[EditorState, list[Action]]
         return _leave(state, state.index + (1 if ch == "d" else -1), save=True)
     if ch in (",", "."):
         return _leave(state, state.index + (1 if ch == "." else -1), save=False)
+    if ch == "x":
+        return _trash(state)
     return state, []
 
 

@@ -23,13 +23,15 @@ from core.facelib.face_type import FaceType
 from core.facelib.geometry import face_transform, transform_points
 from core.imagelib.color_transfer import color_transfer
 from core.imagelib.masks import hull_mask
-from core.merge.masks import WORK_SCALE, build_mask, process_mask
+from core.merge.masks import WORK_SCALE, MaskSources, build_mask, process_mask
 from core.types import Face, Frame, Mask
 
 if TYPE_CHECKING:                   # config takes its choice lists from the tables here
     from core.merge.config import MergerConfig
 
 Predict = Callable[[Face], tuple[Face, Mask, Mask]]   # dst crop -> (face, learned-prd, learned-dst)
+# A prediction is (face, learned-prd, learned-dst), optionally followed by (XSeg-prd, XSeg-dst)
+# masks in the same crop (core/merge/xseg_masks.py adds them; None where not computed).
 Motion = tuple[float, float]                           # (dx, dy) of the face between frames, frame px
 
 
@@ -259,8 +261,9 @@ def compose_face(frame: Frame, crop: FaceCrop, prediction: tuple[Face, Mask, Mas
     if cfg.mode == "original":
         return frame.copy(), np.zeros((h, w, 1), np.float32)
     spec, res, lm, dst = COMPOSITES[cfg.mode], crop.resolution, crop.landmarks, crop.dst
-    prd, prd_mask, dst_mask = (np.clip(np.asarray(a, np.float32), 0.0, 1.0) for a in prediction)
-    mask = build_mask(cfg.mask_mode, crop.hull, prd_mask.reshape(res, res, 1), dst_mask.reshape(res, res, 1))
+    prd, *masks = (None if a is None else np.clip(np.asarray(a, np.float32), 0.0, 1.0).reshape(res, res, -1)
+                   for a in prediction)
+    mask = build_mask(cfg.mask_mode, MaskSources(crop.hull, *masks))
 
     if not spec.raw:
         prd = COLOR_TRANSFERS[cfg.color_transfer_mode](prd, dst, mask)

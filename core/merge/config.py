@@ -10,7 +10,7 @@ Defaults are DeepFaceLab's *class* defaults (what the interactive merger starts 
 DeepFaceLab's prompts offer two different defaults, kept in `PROMPT_DEFAULTS` for the
 prompting code: mask_mode `dst` (the class default is learned-prd*learned-dst, which
 needs a model that learned masks) and hist_match_threshold 255 (class default 238).
-XSeg mask modes appear once XSeg exists; super resolution is not offered because no
+The XSeg mask modes need a trained XSeg model (merge --xseg-model-dir); super resolution is not offered because no
 installed package ships a face-enhancer model.
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ SCHEMA: list[Option] = [
     Option("hist_match_threshold", int, 238, "hist-match modes: lower values darken/clip the brightest "
            "tones of the matched face.", prompt="Hist match threshold", lo=0, hi=255),
     Option("mask_mode", str, "learned-prd*learned-dst", "Which mask limits the swap: dst = landmark hull "
-           "of the dst face; learned-* = masks the model predicts.", prompt="Choose mask mode", choices=MASK_MODES),
+           "of the dst face; learned-* = masks the model predicts; XSeg-* = a trained XSeg model's mask of the predicted "
+           "(prd) or the dst face (merge --xseg-model-dir).", prompt="Choose mask mode", choices=MASK_MODES),
     Option("erode_mask_modifier", int, 0, "Shrink (+) or grow (-) the mask.", prompt="Choose erode mask modifier",
            lo=-400, hi=400),
     Option("blur_mask_modifier", int, 0, "Feather the mask edge.", prompt="Choose blur mask modifier", lo=0, hi=400),
@@ -93,12 +94,13 @@ MergerConfig = make_dataclass("MergerConfig", [(o.name, o.kind, field(default=o.
 MergerConfig.__module__ = __name__       # worker processes unpickle it by this name
 
 
-def cycle(cfg: MergerConfig, field: str, step: int = 1) -> MergerConfig:
-    """Next (or, with step -1, previous) choice of a choice field, wrapping around."""
-    choices = CYCLES.get(field)
+def cycle(cfg: MergerConfig, field: str, step: int = 1, choices: tuple[str, ...] | None = None) -> MergerConfig:
+    """Next (or, with step -1, previous) choice of a choice field, wrapping around; `choices` narrows the list."""
+    choices = choices or CYCLES.get(field)
     if choices is None:
         raise VisageError(f"'{field}' cannot be cycled; choose one of {', '.join(CYCLES)}")
-    i = choices.index(getattr(cfg, field))
+    value = getattr(cfg, field)
+    i = choices.index(value) if value in choices else -step
     return replace(cfg, **{field: choices[(i + step) % len(choices)]})
 
 

@@ -31,7 +31,7 @@ from typing import Sequence
 from core import interact
 from core.errors import VisageError
 from core.fileio import atomic_write_json, read_json
-from core.merge.config import MODES, SCHEMA, MergerConfig, adjust, cycle, toggle
+from core.merge.config import MASK_MODES, MODES, SCHEMA, MergerConfig, adjust, cycle, toggle
 
 SESSION_VERSION = 1
 ZOOM_MIN, ZOOM_MAX = -6, 4
@@ -104,12 +104,13 @@ class MergerState:
     checkerboard: bool = False
     quit: bool = False
     morph: bool = False             # the model takes a morph value (AMP): the morph keys act
+    mask_modes: tuple[str, ...] = MASK_MODES      # what `x` cycles: no XSeg modes without an XSeg model
 
     @classmethod
-    def new(cls, frames: Sequence[str], cfg: MergerConfig, morph: bool = False) -> MergerState:
+    def new(cls, frames: Sequence[str], cfg: MergerConfig, mask_modes: tuple[str, ...] = MASK_MODES) -> MergerState:
         if not frames:
             raise VisageError("no frames to merge")
-        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames), morph=morph)
+        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames), mask_modes=tuple(mask_modes))
 
     @property
     def cfg(self) -> MergerConfig:
@@ -160,7 +161,8 @@ def handle_key(state: MergerState, key: int) -> tuple[MergerState, list[int]]:
     if ch in _ADJUST:
         return _with_cfg(state, adjust(cfg, *_ADJUST[ch])), []
     if ch in _CYCLE:
-        return _with_cfg(state, cycle(cfg, *_CYCLE[ch])), []
+        field, step = _CYCLE[ch]
+        return _with_cfg(state, cycle(cfg, field, step, state.mask_modes if field == "mask_mode" else None)), []
     if ch == "z":
         return _with_cfg(state, toggle(cfg, "masked_hist_match")), []
     if ch in MORPH_KEYS and state.morph:

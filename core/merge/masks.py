@@ -8,32 +8,57 @@ the crop's edge (after clipping to the predicted area) instead of being cut off 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
 
+from core.errors import VisageError
 from core.types import Mask
 
 WORK_SCALE = 4      # mask processing resolution = WORK_SCALE x model resolution
 
-# mask_mode -> (hull of the dst landmarks, learned-prd, learned-dst) -> mask. One table.
-MASK_BUILDERS: dict[str, Callable[[Mask, Mask, Mask], Mask]] = {
-    "full": lambda hull, prd, dst: np.ones_like(hull),
-    "dst": lambda hull, prd, dst: hull,
-    "learned-prd": lambda hull, prd, dst: prd,
-    "learned-dst": lambda hull, prd, dst: dst,
-    "learned-prd*learned-dst": lambda hull, prd, dst: prd * dst,
-    "learned-prd+learned-dst": lambda hull, prd, dst: np.clip(prd + dst, 0.0, 1.0),
+
+class MaskSources(NamedTuple):
+    """Every mask a mask mode can combine, all in the merge crop's pixels."""
+    hull: Mask                      # the dst landmark hull
+    prd: Mask                       # learned-prd: the model's mask of its predicted face
+    dst: Mask                       # learned-dst: the model's mask of the dst face
+    xseg_prd: Mask | None = None    # XSeg-prd: the XSeg model run on the predicted face
+    xseg_dst: Mask | None = None    # XSeg-dst: the XSeg model run on the dst face
+
+
+# mask_mode -> MaskSources -> mask, in DeepFaceLab's order (its mask_mode 0..9). One table.
+MASK_BUILDERS: dict[str, Callable[[MaskSources], Mask]] = {
+    "full": lambda s: np.ones_like(s.hull),
+    "dst": lambda s: s.hull,
+    "learned-prd": lambda s: s.prd,
+    "learned-dst": lambda s: s.dst,
+    "learned-prd*learned-dst": lambda s: s.prd * s.dst,
+    "learned-prd+learned-dst": lambda s: np.clip(s.prd + s.dst, 0.0, 1.0),
+    "XSeg-prd": lambda s: s.xseg_prd,
+    "XSeg-dst": lambda s: s.xseg_dst,
+    "XSeg-prd*XSeg-dst": lambda s: s.xseg_prd * s.xseg_dst,
+    "learned-prd*learned-dst*XSeg-prd*XSeg-dst": lambda s: s.prd * s.dst * s.xseg_prd * s.xseg_dst,
 }
+XSEG_MASK_MODES = tuple(m for m in MASK_BUILDERS if "XSeg" in m)
 
 
-def build_mask(mask_mode: str, hull: Mask, prd_mask: Mask, dst_mask: Mask) -> Mask:
+def xseg_needs(mask_mode: str) -> tuple[bool, bool]:
+    """(needs XSeg-prd, needs XSeg-dst): read from the mode's DeepFaceLab name, the one declaration."""
+    return "XSeg-prd" in mask_mode, "XSeg-dst" in mask_mode
+
+
+def build_mask(mask_mode: str, sources: MaskSources) -> Mask:
     """The crop-space mask named by `mask_mode`, float32 (res, res, 1) in [0, 1]."""
-    mask = MASK_BUILDERS[mask_mode](hull, prd_mask, dst_mask)
+    want_prd, want_dst = xseg_needs(mask_mode)
+    if (want_prd and sources.xseg_prd is None) or (want_dst and sources.xseg_dst is None):
+        raise VisageError(f"mask mode {mask_mode} needs a trained XSeg model (merge --xseg-model-dir); "
+                          "none was loaded")
+    mask = MASK_BUILDERS[mask_mode](sources)
     mask = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
     mask[mask < 1.0 / 255.0] = 0.0          # model noise would leak through seamless/overlay
-    return mask.reshape(hull.shape[0], hull.shape[1], 1)
+    return mask.reshape(sources.hull.shape[0], sources.hull.shape[1], 1)
 
 
 def modifier_pixels(modifier: int, work_res: int) -> int:

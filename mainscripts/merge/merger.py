@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core import interact
-from core.options import WORKERS
+from core.errors import VisageError
+from core.options import WORKERS, Option
 from core.nn.backend import add_device_flags
 
 BOOL = argparse.BooleanOptionalAction
 PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
+XSEG_MODEL_DIR = Option("xseg_model_dir", str, "", "folder of the trained XSeg model that the XSeg mask modes "
+                        "run on the predicted and the dst face (default: --model-dir)", asked=False)
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -38,6 +41,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
     p.add_argument("--model", required=True, choices=model_names(swaps_faces=True), help="the model's class (its files in --model-dir)")
     p.add_argument("--force-model-name", help="use this model without the picker")
+    p.add_argument(XSEG_MODEL_DIR.flag, dest=XSEG_MODEL_DIR.name, type=XSEG_MODEL_DIR, metavar="DIR",
+                   help=XSEG_MODEL_DIR.help)
     add_device_flags(p, "run the model")
     p.add_argument("--interactive", action=BOOL, help="keyboard merger window (asked; default yes)")
     p.add_argument("--batch", dest="interactive", action="store_false",
@@ -68,17 +73,53 @@ def cli(args: argparse.Namespace) -> int:
         interactive = interact.is_interactive() and interact.input_bool(
             "Use interactive merger?", True, "Yes: a window to tune the settings frame by frame with the keyboard. "
             "No: ask the settings once and merge every frame.")
+    xseg_dir = Path(args.xseg_model_dir or args.model_dir)
     if interactive:
+        from core.merge.config import MergerConfig
         from mainscripts.merge.merger_interactive import interactive_merge
-        return interactive_merge(frames, predictor, output_dir, mask_dir, Path(args.model_dir), given)
+        xseg = load_xseg(xseg_dir, MergerConfig.from_options(given).mask_mode, optional=True)
+        try:
+            return interactive_merge(frames, predictor, output_dir, mask_dir, Path(args.model_dir), given, xseg)
+        finally:
+            if xseg is not None:
+                xseg.close()
     cfg = batch_config(given, ask=interact.is_interactive())
+    xseg = load_xseg(xseg_dir, cfg.mask_mode)
     workers = args.workers
     if workers is None:
         workers = default_workers()
         if interact.is_interactive():
             workers = interact.input_int("Number of workers?", workers, (1, 4 * workers),
                                          "Processes that composite and write frames while the model predicts.")
-    return batch_merge(frames, predictor, cfg, output_dir, mask_dir, max(1, workers))
+    try:
+        return batch_merge(frames, predictor, cfg, output_dir, mask_dir, max(1, workers), xseg)
+    finally:
+        if xseg is not None:
+            xseg.close()
+
+
+def load_xseg(folder: Path, mask_mode: str, optional: bool = False) -> Any:
+    """The XSeg model (models.xseg.XSegPredictor), loaded once for the whole merge, or None.
+
+    Batch merge loads it only for an XSeg mask mode and stops with one line when the folder
+    has none; the interactive merger (`optional`) loads it whenever there is one, so the
+    mask-mode key reaches the XSeg modes, and requires it only when it starts in one.
+    """
+    from core.merge.masks import XSEG_MASK_MODES
+    from models.model_files import list_models
+    from models.xseg import XSegModel, XSegPredictor
+    needed = mask_mode in XSEG_MASK_MODES
+    if not (needed or optional):
+        return None
+    if not (folder.is_dir() and list_models(folder, XSegModel.CLASS_NAME)):
+        if needed:
+            raise VisageError(f"mask mode {mask_mode} needs a trained XSeg model and there is none in {folder}; "
+                              "train one (`train --model XSeg`) or point --xseg-model-dir at its folder")
+        return None
+    xseg = XSegPredictor(folder)
+    interact.log_info(f"XSeg model {xseg.title}, iteration {xseg.iteration} "
+                      f"({xseg.face_type.name.lower()} {xseg.resolution} px) for the XSeg mask modes")
+    return xseg
 
 
 # ------------------------------------------------------------------ settings
@@ -127,14 +168,15 @@ def _resume_plan(frames: list, log: Any) -> list:
 
 
 def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path,
-                 failures: list[tuple[str, str]]) -> Iterator[Any]:
-    """MergeJobs in frame order: frames decoded and faces cropped here, predicted in batches."""
+                 failures: list[tuple[str, str]], xseg: Any = None) -> Iterator[Any]:
+    """MergeJobs in frame order: frames decoded and faces cropped here, predicted (and XSeg-masked) in batches."""
     from core.fileio import read_image
     from core.merge.compose import crop_face
+    from core.merge.xseg_masks import add_xseg_masks
     from core.workers import chunked
     from core.merge.batch_job import MergeJob
     for group in chunked(todo, PREDICT_FRAMES):
-        jobs, crops = [], []
+        jobs, crops, crop_frames = [], [], []
         for f in group:
             job = MergeJob(f.path, output_dir / (f.path.stem + ".png"), mask_dir / (f.path.stem + ".png"), cfg,
                            motions=list(f.motions))
@@ -146,19 +188,25 @@ def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_di
                 if cfg.mode != "original":
                     job.crops = [crop_face(job.frame, m, predictor.resolution, predictor.face_type) for m in f.faces]
                     crops += job.crops
+                    crop_frames += [job.frame] * len(job.crops)
             jobs.append(job)
-        predictions = iter(predictor.predict_batch([c.dst for c in crops], cfg.morph_factor))
+        predictions = predictor.predict_batch([c.dst for c in crops], cfg.morph_factor)
+        if xseg is not None:
+            predictions = add_xseg_masks(crop_frames, crops, predictions, xseg, cfg.mask_mode)
+        predictions = iter(predictions)
         for job in jobs:
             job.predictions = [next(predictions) for _ in job.crops]
             yield job
 
 
-def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int) -> int:
+def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int,
+                xseg: Any = None) -> int:
     from core.merge.frames import count_faces
     from core.workers import run_pipeline
     from core.merge.resume import MergeLog, settings_key
     from core.merge.batch_job import run_job
-    log = MergeLog(output_dir, mask_dir, settings_key(predictor.title, predictor.iteration, cfg.to_dict()))
+    settings = cfg.to_dict() if xseg is None else {**cfg.to_dict(), "xseg": f"{xseg.title} {xseg.iteration}"}
+    log = MergeLog(output_dir, mask_dir, settings_key(predictor.title, predictor.iteration, settings))
     todo = _resume_plan(frames, log)
     if not todo:
         interact.log_info(f"All {len(frames)} frames are already merged in {output_dir} with this model iteration "
@@ -167,7 +215,7 @@ def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_d
     output_dir.mkdir(parents=True, exist_ok=True)
     mask_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
-    jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures)
+    jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures, xseg)
     with log:
         for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):
             if error:

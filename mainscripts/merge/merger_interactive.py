@@ -4,7 +4,9 @@ A frame is decoded, cropped and predicted once and kept in a small cache, so a k
 only re-composites it. A frame is written (merged + mask) when it is finished: left,
 given settings, or auto-processed. The session (settings per frame, current frame) lives
 in the model folder as `<name>_<Model>_merger_session.json` and is restored when the
-frames are the same.
+frames are the same. With an XSeg model, both XSeg masks are computed with the prediction
+(one XSeg call per frame), so the mask-mode key switches to an XSeg mode without waiting;
+without one, that key skips the XSeg modes.
 """
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ import cv2
 import numpy as np
 
 from core import interact
+from core.errors import VisageError
 from core.fileio import read_image
 from core.merge.compose import compose_frame, crop_face
-from core.merge.config import MergerConfig
+from core.merge.config import MASK_MODES, MergerConfig
+from core.merge.masks import XSEG_MASK_MODES
+from core.merge.xseg_masks import add_xseg_masks
 from core.merge.interactive import MergerState, load_session, save_session
 from core.merge.batch_job import write_merged
 
@@ -29,8 +34,8 @@ CACHED_FRAMES = 16
 class FrameCache:
     """Decoded frames with their crops and predictions, most recently used kept."""
 
-    def __init__(self, frames: list, predictor: Any):
-        self.frames, self.predictor = frames, predictor
+    def __init__(self, frames: list, predictor: Any, xseg: Any = None):
+        self.frames, self.predictor, self.xseg = frames, predictor, xseg
         self._items: OrderedDict[int, tuple] = OrderedDict()
 
     def get(self, i: int, morph: float = 1.0) -> tuple[np.ndarray | None, list, list]:
@@ -43,7 +48,10 @@ class FrameCache:
         frame = read_image(f.path)
         crops = [crop_face(frame, m, self.predictor.resolution, self.predictor.face_type) for m in f.faces] \
             if frame is not None else []
-        item = (frame, crops, self.predictor.predict_batch([c.dst for c in crops], morph))
+        predictions = self.predictor.predict_batch([c.dst for c in crops], morph)
+        if self.xseg is not None:
+            predictions = add_xseg_masks([frame] * len(crops), crops, predictions, self.xseg)
+        item = (frame, crops, predictions)
         self._items[key] = item
         if len(self._items) > CACHED_FRAMES:
             self._items.popitem(last=False)
@@ -58,7 +66,7 @@ def _unreadable(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interactive_merge(frames: list, predictor: Any, output_dir: Path, mask_dir: Path, model_dir: Path,
-                      given: dict[str, Any]) -> int:
+                      given: dict[str, Any], xseg: Any = None) -> int:
     from mainscripts.merge.merger_window import run_window
     names = [f.name for f in frames]
     session_path = Path(model_dir) / f"{predictor.title}_merger_session.json"
@@ -72,9 +80,14 @@ def interactive_merge(frames: list, predictor: Any, output_dir: Path, mask_dir: 
     else:
         state = MergerState.new(names, MergerConfig.from_options(given))
     state = replace(state, morph=predictor.takes_morph)
+    if xseg is None:
+        if any(c.mask_mode in XSEG_MASK_MODES for c in state.configs):
+            raise VisageError(f"the merger session {session_path.name} uses an XSeg mask mode and there is no "
+                              "trained XSeg model; train one or point --xseg-model-dir at its folder")
+        state = replace(state, mask_modes=tuple(m for m in MASK_MODES if m not in XSEG_MASK_MODES))
     output_dir.mkdir(parents=True, exist_ok=True)
     mask_dir.mkdir(parents=True, exist_ok=True)
-    cache, last_render = FrameCache(frames, predictor), {}
+    cache, last_render = FrameCache(frames, predictor, xseg), {}
 
     def render(i: int, cfg: MergerConfig) -> tuple[np.ndarray, np.ndarray]:
         if (i, cfg) not in last_render:          # commit() right after a render reuses it

@@ -174,9 +174,10 @@ class StatusLine:
             self.open = False
 
 
-def status_line(it: int, ms: float, src: float, dst: float, eta: str = "") -> str:
-    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms][{src:.4f}][{dst:.4f}]" + (
-        f"[ETA {eta}]" if eta else "")
+def status_line(it: int, ms: float, src: float, dst: float | None, eta: str = "") -> str:
+    """DeepFaceLab's line: time, iteration, step ms, src and dst loss (one loss when `dst` is None: XSeg)."""
+    losses = f"[{src:.4f}]" + ("" if dst is None else f"[{dst:.4f}]")
+    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms]{losses}" + (f"[ETA {eta}]" if eta else "")
 
 
 def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0,
@@ -208,7 +209,7 @@ def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES
             validation = logs.after_iteration(ms)
             now = time.monotonic()
             keep = now - last_print > 60 or model.iter == 1 or validation is not None
-            console.show(status_line(model.iter, ms, src, dst, model.eta), keep)
+            console.show(status_line(model.iter, ms, src, dst if model.SWAPS_FACES else None, model.eta), keep)
             if validation:
                 interact.log_info(validation)
             last_print = now if keep else last_print

@@ -85,7 +85,9 @@ def editor(folder: Path, model_dir: str | None = None) -> int:
         from mainscripts.xseg.xseg_apply import load_predictor
         predict = load_predictor(Path(model_dir), None).mask_for_face
     state = run_editor(faces, predict=predict)
-    interact.log_info(f"XSeg editor closed at face {state.index + 1} of {len(faces)}")
+    trashed = len(faces) - state.n_faces
+    interact.log_info(f"XSeg editor closed at face {state.index + 1} of {state.n_faces}"
+                      + (f"; {trashed} face(s) moved to {folder.name}_trash" if trashed else ""))
     return 0
 
 

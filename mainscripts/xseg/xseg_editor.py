@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from core.facelib.face_meta import read_face, read_meta, update_meta
-from core.facelib.xseg_editor_state import (KEY_ESC, KEY_HELP, KEYS_DELETE, CopyFrom, EditorState, Goto, Save, face_loaded,
-                                            handle_key, handle_mouse, paste, saved, status_line)
+from core.facelib.xseg_editor_state import (KEY_ESC, KEY_HELP, KEYS_DELETE, CopyFrom, EditorState, Goto, Save, Trash,
+                                            face_loaded, handle_key, handle_mouse, paste, saved, status_line)
 from core.facelib.xseg_polys import Poly, polys_from_meta, polys_mask, polys_to_meta
 from core.imagelib.masks import decode_xseg_mask
 from core.windows import CloseWatch, open_window, text_panel
@@ -38,6 +38,18 @@ def save_polys(path: Path, polys: tuple[Poly, ...]) -> None:
     meta = read_meta(path)
     meta.seg_ie_polys = polys_to_meta(polys)
     update_meta(path, meta)
+
+
+def trash_face(path: Path) -> Path:
+    """Move a face into `<its folder>_trash` (one rename, never a copy and delete); a name taken there gets a suffix."""
+    import os
+    trash = path.parent.with_name(path.parent.name + "_trash")
+    trash.mkdir(exist_ok=True)
+    target, k = trash / path.name, 1
+    while target.exists():
+        target, k = trash / f"{path.stem}_{k}{path.suffix}", k + 1
+    os.rename(path, target)
+    return target
 
 
 def _canvas(img: np.ndarray, state: EditorState, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
@@ -88,7 +100,7 @@ def compose_view(img: np.ndarray, xseg: np.ndarray | None, state: EditorState, n
 
 class _Editor:
     def __init__(self, faces: list[Path], window_size: int, predict: Predict | None):
-        self.faces, self.predict = faces, predict
+        self.faces, self.predict = list(faces), predict     # x (trash) takes faces out of this list
         self.close_watch = CloseWatch(TITLE)
         self.img, self.xseg = self._load(0)
         self.state = EditorState.new(len(faces), self.img.shape[0], load_polys(faces[0]), window_size)
@@ -109,6 +121,8 @@ class _Editor:
             elif isinstance(act, Goto):
                 self.img, self.xseg = self._load(act.index)
                 self.state = face_loaded(self.state, act.index, self.img.shape[0], load_polys(self.faces[act.index]))
+            elif isinstance(act, Trash):
+                trash_face(self.faces.pop(act.index))
             elif isinstance(act, CopyFrom):
                 self.state = paste(self.state, load_polys(self.faces[act.index]))
         self.dirty = True

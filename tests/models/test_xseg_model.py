@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ def test_sampler_keeps_labels_aligned_with_pixels(src_faceset, dst_faceset, tmp_
         batches.close()
 
 
-def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path):
+def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path, capsys):
     """Train (real trainer, 200 iterations at 64 px) on faces whose occluders are excluded, then apply.
 
     A model that ignored the exclude polygons would keep the occluders (they lie inside the
@@ -54,6 +55,8 @@ def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path):
                  "--training-data-dst-dir", str(tmp_path / "faces"), "--model-dir", str(model),
                  "--force-model-name", "x", "--no-preview", "--silent-start", "--opt", "resolution=64",
                  "--opt", "target_iter=200"]) == 0
+    first = re.search(r"\[#000001\]\[\d+ms\](.*)", capsys.readouterr().out).group(1)
+    assert re.match(r"\[\d+\.\d{4}\](?!\[\d)", first), first          # its one loss, once (not as src and dst)
     data = json.loads((model / "x_XSeg_data.json").read_text())
     assert data["iter"] == 200 and data["options"]["face_type"] == "wf"
     assert (model / "x_XSeg_preview.jpg").is_file() and (model / "x_XSeg_loss.png").is_file()

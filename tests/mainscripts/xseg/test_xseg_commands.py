@@ -79,20 +79,27 @@ def test_generic_apply_covers_face_and_forehead(faces, capsys):
         assert not inside[:8, :8].any() and not inside[-8:, -8:].any()
 
 
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
 def test_one_line_errors(faces, tmp_path, capsys):
     fs = files(faces)
+    before = [p.read_bytes() for p in fs]
     assert main(["xseg", "apply", "--input-dir", str(faces), "--model-dir", str(tmp_path / "none")]) == 2
-    assert "no trained XSeg model" in capsys.readouterr().err
+    assert "no trained XSeg model" in one_line(capsys) and [p.read_bytes() for p in fs] == before
     label(fs[0], [{"type": "include", "points": SQUARE[:2]}])
     assert main(["xseg", "fetch", "--input-dir", str(tmp_path / "missing")]) == 2
-    assert "input folder not found" in capsys.readouterr().err
+    assert "input folder not found" in one_line(capsys)
     src = tmp_path / "unlabelled"
     shutil.copytree(faces, src)
     for p in files(src):
         label(p, [])
     assert main(["train", "--model", "XSeg", "--training-data-src-dir", str(src), "--training-data-dst-dir", str(src),
                  "--model-dir", str(tmp_path / "m"), "--no-preview", "--silent-start"]) == 2
-    assert "no faces with XSeg polygons" in capsys.readouterr().err
+    assert "no faces with XSeg polygons" in one_line(capsys)
     assert main(["train", "--model", "XSeg", "--training-data-src-dir", str(faces), "--training-data-dst-dir",
                  str(src), "--model-dir", str(tmp_path / "m"), "--no-preview", "--silent-start"]) == 2
     err = capsys.readouterr().err

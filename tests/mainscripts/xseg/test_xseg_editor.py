@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from core.errors import VisageError
 from core.facelib.xseg_editor_state import (EVENT_LBUTTONDOWN, EVENT_LBUTTONUP, EVENT_MOUSEMOVE, EVENT_MOUSEWHEEL,
                                             EVENT_RBUTTONDOWN, FLAG_CTRLKEY, KEY_ESC, CopyFrom, EditorState, Goto,
-                                            Quit, Save, handle_key, handle_mouse, paste)
+                                            Quit, Save, Trash, handle_key, handle_mouse, paste)
 from core.facelib.xseg_polys import Poly, polys_from_meta, polys_mask, polys_to_meta
 
 SQUARE = ((10.0, 10.0), (60.0, 10.0), (60.0, 60.0), (10.0, 60.0))
@@ -103,6 +104,28 @@ def test_navigation_saves_only_what_changed():
     assert isinstance(acts[0], Save) and acts[-1] == Quit()
 
 
+def test_x_saves_trashes_and_shows_the_next_face():
+    base = new([Poly("include", SQUARE)])
+    edited, acts = run(base, "w", click(70, 70), click(90, 70), click(90, 90), "x")
+    assert acts == [Save(0, edited.finished), Trash(0), Goto(0)] and edited.n_faces == 2 and not edited.quit
+    last, acts = run(replace(base, index=2), "x")
+    assert acts == [Trash(2), Goto(1)] and last.n_faces == 2                  # the last face: show the one before
+    alone, acts = run(new(n=1), "x")
+    assert acts == [Trash(0), Quit()] and alone.quit and alone.n_faces == 0
+
+
+def test_trash_face_moves_the_file_and_keeps_both_of_two_same_names(src_faceset, tmp_path):
+    from mainscripts.xseg_editor import trash_face
+    face = sorted(src_faceset.glob("*.jpg"))[0]
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    data = face.read_bytes()
+    first = trash_face(Path(shutil.copy(face, folder / face.name)))
+    second = trash_face(Path(shutil.copy(face, folder / face.name)))
+    assert first == tmp_path / "aligned_trash" / face.name and second != first
+    assert first.read_bytes() == data == second.read_bytes() and not any(folder.iterdir())
+
+
 def test_copy_previous_face_and_views_zoom_help():
     state = replace(new(), index=1)
     _, acts = run(state, "c")
@@ -175,8 +198,14 @@ def test_scripted_editor_session_under_xvfb(display, src_faceset, tmp_path, monk
     assert state.index == 0 and [list(map(list, p.points)) for p in state.loaded] == [e["points"] for e in expected]
     assert [p.read_bytes() for p in faces] == before      # next/prev without saving: byte-identical
 
+    script(["x", KEY_ESC])                                # x: the face goes to <folder>_trash, the next is shown
+    state = run_editor(faces)
+    assert state.n_faces == 2 and not faces[0].exists()
+    assert (tmp_path.parent / f"{tmp_path.name}_trash" / faces[0].name).read_bytes() == before[0]
+
 
 def test_editor_command_errors(tmp_path, capsys):
     from main import main
     assert main(["xseg", "editor", "--input-dir", str(tmp_path)]) == 2
-    assert "no aligned faces" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no aligned faces" in err[0], err

@@ -115,7 +115,7 @@ def test_x_saves_trashes_and_shows_the_next_face():
 
 
 def test_trash_face_moves_the_file_and_keeps_both_of_two_same_names(src_faceset, tmp_path):
-    from mainscripts.xseg_editor import trash_face
+    from mainscripts.xseg.xseg_editor import trash_face
     face = sorted(src_faceset.glob("*.jpg"))[0]
     folder = tmp_path / "aligned"
     folder.mkdir()

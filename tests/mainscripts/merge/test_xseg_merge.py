@@ -19,7 +19,7 @@ import main
 from core.facelib.face_meta import read_face, write_face
 from core.facelib.face_type import FaceType
 from core.facelib.xseg_polys import polys_mask
-from tests.xseg_support import face_outline
+from tests.support.xseg_support import face_outline
 
 FACES, XSEG_ITERS, OCCLUDER_BGR = 6, 250, (40, 200, 60)
 

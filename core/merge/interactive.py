@@ -107,10 +107,12 @@ class MergerState:
     mask_modes: tuple[str, ...] = MASK_MODES      # what `x` cycles: no XSeg modes without an XSeg model
 
     @classmethod
-    def new(cls, frames: Sequence[str], cfg: MergerConfig, mask_modes: tuple[str, ...] = MASK_MODES) -> MergerState:
+    def new(cls, frames: Sequence[str], cfg: MergerConfig, mask_modes: tuple[str, ...] = MASK_MODES,
+            morph: bool = False) -> MergerState:
         if not frames:
             raise VisageError("no frames to merge")
-        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames), mask_modes=tuple(mask_modes))
+        return cls(frames=[str(f) for f in frames], configs=[cfg] * len(frames), mask_modes=tuple(mask_modes),
+                   morph=morph)
 
     @property
     def cfg(self) -> MergerConfig:

@@ -123,10 +123,14 @@ def test_morph_value_moves_the_face_from_dst_to_src_monotonically(amp, predictio
         trained.release()
     assert np.abs(out[0.0][0] - dst_like).max() < 1e-5          # morph 0: inter_dst only, the dst reconstruction
     assert np.abs(out[1.0][0] - src_like).max() < 1e-5          # morph 1: inter_src only, the src-like face
-    to_dst = [float(np.abs(out[m][0] - dst_like).mean()) for m in MORPHS]
-    to_src = [float(np.abs(out[m][0] - src_like).mean()) for m in MORPHS]
-    assert all(a < b for a, b in zip(to_dst, to_dst[1:])), to_dst
-    assert all(a > b for a, b in zip(to_src, to_src[1:])), to_src
+    # where each output lies on the line from the dst-like to the src-like face (0 = dst-like, 1 = src-like)
+    line = (src_like - dst_like).ravel()
+    assert np.abs(line).mean() > 1e-3                           # the two ends differ
+    along = [float(np.dot((out[m][0] - dst_like).ravel(), line) / np.dot(line, line)) for m in MORPHS]
+    # it leaves the dst end at once, and never steps back by more than 5 % of the way (a tiny model
+    # trained 24 steps may overshoot the src end slightly before it settles there at 1)
+    assert along[1] > 0.1, along
+    assert all(b > a - 0.05 for a, b in zip(along, along[1:])), along
     for m in MORPHS:                                            # the dst mask never depends on the morph value
         assert np.array_equal(out[m][2], out[0.0][2])
 

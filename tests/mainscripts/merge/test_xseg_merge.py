@@ -139,7 +139,7 @@ def test_merge_with_xseg_dst_keeps_the_occluder_and_swaps_the_face(occluded, xse
             assert (diff[mask == 0] == 0).all(), (kind, name)                # outside the mask: the frame exactly
             assert (diff[around] > 8).mean() > 0.5, (kind, name)              # the face around it is swapped
             if kind == "xseg":     # the occluder comes out unchanged (a briefly trained mask fades in at its edge)
-                assert (diff[core] <= 2).mean() > 0.8 and (diff[core] > 8).mean() < 0.1, name
+                assert (diff[core] <= 2).mean() > 0.7 and (diff[core] > 8).mean() < 0.2, name
             else:                  # the landmark hull swaps right over it
                 assert (diff[core] > 8).mean() > 0.9 and (mask[core] == 255).mean() > 0.8, name
 

@@ -223,6 +223,8 @@ def import_dfl_models(model_dir: Path, output_dir: Path | None = None) -> tuple[
         raise VisageError(f"no DeepFaceLab model in {model_dir}: expected <name>_<Model>_data.dat "
                           f"(Model one of {', '.join(DFL_CLASSES)}) beside its .npy parts")
     out = Path(output_dir) if output_dir else model_dir
+    from core.nn.backend import gpus
+    gpus()                               # the backend's first device look, with its native chatter silenced
     lines, errors = [], []
     for name, dfl_class in found:
         try:

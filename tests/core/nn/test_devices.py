@@ -79,7 +79,8 @@ def test_worker_flags_become_tf_config_and_only_worker_0_is_the_chief(monkeypatc
     import json
     from core.errors import VisageError
     from core.nn.backend import is_chief, set_workers, worker_count
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("TF_CONFIG", "{}")     # recorded, so that the TF_CONFIG set_workers writes is undone
+    monkeypatch.delenv("TF_CONFIG")
     assert worker_count() == 1 and is_chief()
     for hosts, index in (("a:1,b:2", None), ("a:1,b:2", 2), (None, 0), ("a,b:2", 0)):
         with pytest.raises(VisageError, match="--worker-hosts"):
@@ -94,3 +95,5 @@ def test_worker_flags_become_tf_config_and_only_worker_0_is_the_chief(monkeypatc
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(VisageError, match="TF_CONFIG is not JSON"):
         worker_count()
+    monkeypatch.undo()
+    assert json.loads(os.environ.get("TF_CONFIG", "{}")) == {}     # later tests train on one machine

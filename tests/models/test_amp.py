@@ -109,28 +109,38 @@ def predictions(amp, dst_faceset):
     return faces, out
 
 
-def test_morph_value_moves_the_face_from_dst_to_src_monotonically(amp, predictions):
+def test_morph_value_picks_that_share_of_the_code_from_inter_src(amp, predictions):
     from core.nn.amp_archi import forward
     from models.amp import AMPModel
     from models.trained import load_trained
     faces, out = predictions
     trained = load_trained(amp["dir"], "AMP", "t")
     try:
-        dst_like = np.asarray(AMPModel.reconstruct(trained.options, trained.parts, faces))
+        parts = trained.parts
+        dst_like = np.asarray(AMPModel.reconstruct(trained.options, parts, faces))
         mix = np.ones((len(faces), 32), np.float32)
-        src_like = np.asarray(forward(trained.parts, faces, faces, mix, training=False)["pred_src_src"])
+        src_like = np.asarray(forward(parts, faces, faces, mix, training=False)["pred_src_src"])
+        code = parts["encoder"](faces, training=False)
+        src_code = np.asarray(parts["inter_src"](code, training=False))
+        dst_code = np.asarray(parts["inter_dst"](code, training=False))
+        channels = src_code.shape[-1]
+        by_hand = {}
+        for m in MORPHS:                                        # DFL: the first int(m * channels) from inter_src
+            take = int(m * channels)
+            mixed = np.concatenate([src_code[..., :take], dst_code[..., take:]], axis=-1)
+            by_hand[m] = np.asarray(parts["decoder"](mixed, training=False)[0])
     finally:
         trained.release()
     assert np.abs(out[0.0][0] - dst_like).max() < 1e-5          # morph 0: inter_dst only, the dst reconstruction
     assert np.abs(out[1.0][0] - src_like).max() < 1e-5          # morph 1: inter_src only, the src-like face
-    # where each output lies on the line from the dst-like to the src-like face (0 = dst-like, 1 = src-like)
-    line = (src_like - dst_like).ravel()
-    assert np.abs(line).mean() > 1e-3                           # the two ends differ
-    along = [float(np.dot((out[m][0] - dst_like).ravel(), line) / np.dot(line, line)) for m in MORPHS]
-    # it leaves the dst end at once, and never steps back by more than 5 % of the way (a tiny model
-    # trained 24 steps may overshoot the src end slightly before it settles there at 1)
-    assert along[1] > 0.1, along
-    assert all(b > a - 0.05 for a, b in zip(along, along[1:])), along
+    assert np.abs(src_like - dst_like).mean() > 1e-3            # the two ends differ
+    for m in MORPHS:
+        assert np.abs(out[m][0] - by_hand[m]).max() < 1e-5, m
+    # every step of the morph value changes the face (the decoder's response to the mix itself is not
+    # linear: a tiny model trained 24 steps can pass the src end at 0.75 and come back at 1, so no order
+    # along the dst-to-src line is asserted)
+    for a, b in zip(MORPHS, MORPHS[1:]):
+        assert np.abs(out[b][0] - out[a][0]).mean() > 1e-4, (a, b)
     for m in MORPHS:                                            # the dst mask never depends on the morph value
         assert np.array_equal(out[m][2], out[0.0][2])
 

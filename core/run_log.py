@@ -7,7 +7,9 @@ Where it goes (the rule a DeepFaceLab user expects: logs live with the workspace
    `workspace/logs/`), or the folder given as `--workspace` (the demo);
 3. else `workspace/logs/` in the current folder when that `workspace/` exists;
 4. else `~/.visage/logs/`.
-Each run writes `<command>_<YYYYmmdd_HHMMSS>_<pid>.log`, never into a frame or face folder.
+Each run writes `<command>_<YYYYmmdd_HHMMSS>_<pid>.log`, never into a frame or face folder,
+and then deletes that command's oldest logs in the folder beyond the newest `KEEP_LOGS`
+(the run's own included), so a workspace's logs/ stays small however often a command runs.
 
 The log is a copy of stdout and stderr, written line by line as the run goes (so a crash or
 a kill keeps every line before it; an atomic write would lose them all). Progress bars are
@@ -28,6 +30,7 @@ from typing import IO, Iterator
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WORKSPACE = "workspace"
+KEEP_LOGS = 20                  # logs kept per command and folder (the newest ones)
 
 
 def _given_paths(args: argparse.Namespace) -> list[Path]:
@@ -54,6 +57,27 @@ def log_dir(args: argparse.Namespace, cwd: Path | None = None) -> Path:
     if (cwd / WORKSPACE).is_dir():
         return cwd / WORKSPACE / "logs"
     return Path.home() / ".visage" / "logs"
+
+
+def prune_logs(folder: Path, command: str, keep: int = KEEP_LOGS) -> list[Path]:
+    """Delete `command`'s logs in `folder` but the newest `keep`; returns those deleted.
+
+    Only files named as this module names that command's logs count (`merge_<date>_<time>_<pid>.log`,
+    not `merge-old.log` nor another command's); a file that cannot be deleted is left.
+    """
+    name = re.compile(re.escape(command) + r"_(\d{8}_\d{6})_\d+\.log")
+    try:
+        logs = [(m[1], p.stat().st_mtime_ns, p) for p in folder.iterdir() if (m := name.fullmatch(p.name))]
+    except OSError:
+        return []
+    removed = []
+    for *_, path in sorted(logs, reverse=True)[max(keep, 1):]:
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 class _Tee:
@@ -99,6 +123,7 @@ def recording(command: str, args: argparse.Namespace, argv: list[str]) -> Iterat
     except (OSError, RuntimeError):             # a read-only workspace, no home folder: the command still runs
         yield None
         return
+    prune_logs(folder, command)
     from core.version import __version__
     log.write(f"visage {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
               f"command: {' '.join(argv)}\n")

@@ -67,3 +67,24 @@ def test_where_the_log_goes(tmp_path, monkeypatch):
     assert log_dir(ns(input_dir="/elsewhere/frames"), tmp_path) == tmp_path / "workspace" / "logs"
     monkeypatch.setenv("VISAGE_LOG_DIR", str(tmp_path / "mine"))
     assert log_dir(ns(model_dir="workspace/model"), tmp_path) == tmp_path / "mine"
+
+
+def test_each_command_keeps_only_its_newest_logs(workspace, capsys):
+    """Logs do not pile up: a run deletes its command's oldest logs beyond KEEP_LOGS, nothing else."""
+    from core.run_log import KEEP_LOGS
+    logs = workspace / "logs"
+    logs.mkdir()
+    old_util = [logs / f"util_20250101_0000{i:02d}_7.log" for i in range(KEEP_LOGS + 5)]
+    others = [logs / f"merge_20250101_0000{i:02d}_7.log" for i in range(KEEP_LOGS + 5)]
+    others += [logs / "util_notes.log", logs / "util_20250101_000000_7.log.bak"]
+    for p in old_util + others:
+        p.write_text("an earlier run\n")
+    aligned = workspace / "data_src" / "aligned"
+    assert main.main(["util", "--input-dir", str(aligned), "--save-faceset-metadata"]) == 0
+    assert "Saved the metadata of 12 faces" in capsys.readouterr().out
+    util_logs = sorted(p for p in logs.glob("util_*.log") if p not in others)
+    assert len(util_logs) == KEEP_LOGS
+    new = [p for p in util_logs if p not in old_util]
+    assert len(new) == 1 and "command: util --input-dir" in new[0].read_text()          # this run's own log
+    assert [p for p in util_logs if p in old_util] == old_util[-(KEEP_LOGS - 1):]       # the oldest went first
+    assert all(p.is_file() for p in others)                   # other commands' logs and other files are kept

@@ -112,7 +112,8 @@ def train_merge_encode(ws: Path, iters: int, minutes: float = 0) -> Path:
     import time
     from core.merge.frames import load_frames
     from core.video import video_from_sequence
-    from mainscripts.merge.merger import batch_config, batch_merge
+    from core.merge.batch_merge import batch_merge
+    from core.merge.config import batch_config
     from mainscripts.train.trainer import train
     from models import model_class
     from models.predictor import FacePredictor

@@ -71,6 +71,34 @@ CYCLES: dict[str, tuple[str, ...]] = {"mode": MODES, "mask_mode": MASK_MODES,
                                       "color_transfer_mode": COLOR_TRANSFER_MODES, "sharpen_mode": SHARPEN_MODES}
 
 
+HIST_ONLY = ("masked_hist_match", "hist_match_threshold")
+
+
+def _applies(name: str, mode: str) -> bool:
+    """DeepFaceLab asks only what the mode uses: nothing for original/raw, hist options for hist modes."""
+    if mode == "original" or mode.startswith("raw"):
+        return False
+    return name not in HIST_ONLY or "hist" in mode
+
+
+def model_merge_options(names: tuple[str, ...], given: Mapping[str, Any], ask: bool) -> dict[str, Any]:
+    """The merger options only this model uses (AMP's "Morph factor"), asked first as DeepFaceLab does."""
+    return resolve([OPTIONS[n] for n in names], {k: v for k, v in given.items() if k in names}, ask=ask)
+
+
+def batch_config(given: Mapping[str, Any], ask: bool) -> MergerConfig:
+    """Batch merge settings: given (flags/config) > asked (DeepFaceLab's prompt defaults) > prompt defaults.
+
+    Asks the mode first, then only the options that mode uses (none for original/raw, the
+    hist options only for the hist modes), never the model-only ones (`model_merge_options`).
+    """
+    mode = resolve([OPTIONS["mode"]], {k: v for k, v in given.items() if k == "mode"}, ask=ask)["mode"]
+    wanted = [o for o in SCHEMA if o.name not in ("mode", *MODEL_ONLY) and _applies(o.name, mode)]
+    names = {o.name for o in wanted}
+    values = resolve(wanted, {k: v for k, v in given.items() if k in names}, PROMPT_DEFAULTS, ask=ask)
+    return MergerConfig.from_options({**PROMPT_DEFAULTS, **given, **values, "mode": mode})
+
+
 class _MergerConfigMethods:
     @classmethod
     def from_options(cls, given: Mapping[str, Any] | None = None, ask: bool = False) -> MergerConfig:

@@ -114,7 +114,7 @@ def _cpu_seconds() -> float:
 def _end_to_end(frames: list, predictor, cfg, tmp: Path, workers: int, repeats: int) -> dict[str, list[float]]:
     """Per run: frames/s, steady-state frames/s and CPU seconds per frame (parent + workers)."""
     from core.errors import VisageError
-    from mainscripts.merge.merger import batch_merge
+    from core.merge.batch_merge import batch_merge
     runs: dict[str, list[float]] = {"fps": [], "steady": [], "cpu": []}
     for i in range(max(1, repeats)):
         out, mask = tmp / f"merged_{i}", tmp / f"merged_{i}_mask"
@@ -154,7 +154,7 @@ def _stages(frames: list, predictor, cfg, tmp: Path) -> _Clock:
     from core.merge.compose import compose_frame, crop_face
     from core.synthetic_label import label_png
     from core.workers import chunked
-    from mainscripts.merge.merger import PREDICT_FRAMES
+    from core.merge.batch_merge import PREDICT_FRAMES
     out_dir, mask_dir = tmp / "stages", tmp / "stages_mask"
     out_dir.mkdir()
     mask_dir.mkdir()
@@ -195,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
     from core.video import extract_video, probe
     from core.workers import default_workers
     from mainscripts.extract.extractor import extract
-    from mainscripts.merge.merger import PREDICT_FRAMES, batch_config
+    from core.merge.batch_merge import PREDICT_FRAMES
+    from core.merge.config import batch_config
     from models.predictor import FacePredictor
 
     clip = _clip_path(args.clip)

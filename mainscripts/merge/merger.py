@@ -2,18 +2,16 @@
 
 DeepFaceLab's flow: pick the model, "Use interactive merger?" — yes opens the keyboard
 merger (per-frame settings, session kept in the model folder), no asks the settings once
-(or takes them from --opt / --config) and merges every frame with worker processes. The
-parent process decodes frames, crops faces and runs the model in batches; workers
-composite and write (core/merge/batch_job.py). A frame counts as merged only once
-both its files were written with this model iteration and these settings, as the output
-folder's merge log records (core/merge/resume.py): run again, a stopped batch merge,
-or one with other settings, merges exactly the frames not yet merged that way.
+(or takes them from --opt / --config) and merges every frame with worker processes.
+This module is the command: its arguments, prompts and the models it loads. The work is
+in core/merge/: the settings (config.py), batch merge and its resume (batch_merge.py,
+resume.py), the worker side (batch_job.py); the interactive merger is merger_interactive.py.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core import interact
 from core.errors import VisageError
@@ -21,7 +19,6 @@ from core.options import WORKERS, Option
 from core.nn.backend import add_device_flags
 
 BOOL = argparse.BooleanOptionalAction
-PREDICT_FRAMES = 8                  # frames whose faces go through the model in one call
 XSEG_MODEL_DIR = Option("xseg_model_dir", str, "", "folder of the trained XSeg model that the XSeg mask modes "
                         "run on the predicted and the dst face (default: --model-dir)", asked=False)
 
@@ -55,6 +52,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def cli(args: argparse.Namespace) -> int:
+    from core.merge.batch_merge import batch_merge
+    from core.merge.config import MergerConfig, batch_config, model_merge_options
     from core.merge.frames import load_frames
     from core.options import given_options
     from core.workers import default_workers
@@ -75,7 +74,6 @@ def cli(args: argparse.Namespace) -> int:
             "No: ask the settings once and merge every frame.")
     xseg_dir = Path(args.xseg_model_dir or args.model_dir)
     if interactive:
-        from core.merge.config import MergerConfig
         from mainscripts.merge.merger_interactive import interactive_merge
         xseg = load_xseg(xseg_dir, MergerConfig.from_options(given).mask_mode, optional=True)
         try:
@@ -120,113 +118,3 @@ def load_xseg(folder: Path, mask_mode: str, optional: bool = False) -> Any:
     interact.log_info(f"XSeg model {xseg.title}, iteration {xseg.iteration} "
                       f"({xseg.face_type.name.lower()} {xseg.resolution} px) for the XSeg mask modes")
     return xseg
-
-
-# ------------------------------------------------------------------ settings
-
-HIST_ONLY = ("masked_hist_match", "hist_match_threshold")
-
-
-def _applies(name: str, mode: str) -> bool:
-    """DeepFaceLab asks only what the mode uses: nothing for original/raw, hist options for hist modes."""
-    if mode == "original" or mode.startswith("raw"):
-        return False
-    return name not in HIST_ONLY or "hist" in mode
-
-
-def model_merge_options(names: tuple[str, ...], given: dict[str, Any], ask: bool) -> dict[str, Any]:
-    """The merger options only this model uses (AMP's "Morph factor"), asked first as DeepFaceLab does."""
-    from core.merge.config import OPTIONS
-    from core.options import resolve
-    return resolve([OPTIONS[n] for n in names], {k: v for k, v in given.items() if k in names}, ask=ask)
-
-
-def batch_config(given: dict[str, Any], ask: bool) -> Any:
-    """Merger settings: given (flags/config) > asked (DeepFaceLab's prompt defaults) > prompt defaults."""
-    from core.merge.config import MODEL_ONLY, OPTIONS, PROMPT_DEFAULTS, SCHEMA, MergerConfig
-    from core.options import resolve
-    mode = resolve([OPTIONS["mode"]], {k: v for k, v in given.items() if k == "mode"}, ask=ask)["mode"]
-    wanted = [o for o in SCHEMA if o.name not in ("mode", *MODEL_ONLY) and _applies(o.name, mode)]
-    names = {o.name for o in wanted}
-    values = resolve(wanted, {k: v for k, v in given.items() if k in names}, PROMPT_DEFAULTS, ask=ask)
-    return MergerConfig.from_options({**PROMPT_DEFAULTS, **given, **values, "mode": mode})
-
-
-# ------------------------------------------------------------------ batch merge
-
-def _resume_plan(frames: list, log: Any) -> list:
-    """Frames still to merge: those the merge log does not show as merged with these settings."""
-    todo = [f for f in frames if not log.merged(f.path.stem)]
-    done, redone = len(frames) - len(todo), sum(log.merged_otherwise(f.path.stem) for f in todo)
-    if todo and done:
-        interact.log_info(f"Resuming: {done} of {len(frames)} frames are already merged"
-                          + (f"; {redone} merged with another model iteration or other settings are merged again"
-                             if redone else ""))
-    elif todo and redone:
-        interact.log_info("The model or the settings changed since the last merge: merging every frame again")
-    return todo
-
-
-def prepare_jobs(todo: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path,
-                 failures: list[tuple[str, str]], xseg: Any = None) -> Iterator[Any]:
-    """MergeJobs in frame order: frames decoded and faces cropped here, predicted (and XSeg-masked) in batches."""
-    from core.fileio import read_image
-    from core.merge.compose import crop_face
-    from core.merge.xseg_masks import add_xseg_masks
-    from core.workers import chunked
-    from core.merge.batch_job import MergeJob
-    for group in chunked(todo, PREDICT_FRAMES):
-        jobs, crops, crop_frames = [], [], []
-        for f in group:
-            job = MergeJob(f.path, output_dir / (f.path.stem + ".png"), mask_dir / (f.path.stem + ".png"), cfg,
-                           motions=list(f.motions))
-            if f.faces:
-                job.frame = read_image(f.path)
-                if job.frame is None:
-                    failures.append((f.name, "unreadable image"))
-                    continue
-                if cfg.mode != "original":
-                    job.crops = [crop_face(job.frame, m, predictor.resolution, predictor.face_type) for m in f.faces]
-                    crops += job.crops
-                    crop_frames += [job.frame] * len(job.crops)
-            jobs.append(job)
-        predictions = predictor.predict_batch([c.dst for c in crops], cfg.morph_factor)
-        if xseg is not None:
-            predictions = add_xseg_masks(crop_frames, crops, predictions, xseg, cfg.mask_mode)
-        predictions = iter(predictions)
-        for job in jobs:
-            job.predictions = [next(predictions) for _ in job.crops]
-            yield job
-
-
-def batch_merge(frames: list, predictor: Any, cfg: Any, output_dir: Path, mask_dir: Path, workers: int,
-                xseg: Any = None) -> int:
-    from core.merge.frames import count_faces
-    from core.workers import run_pipeline
-    from core.merge.resume import MergeLog, settings_key
-    from core.merge.batch_job import run_job
-    settings = cfg.to_dict() if xseg is None else {**cfg.to_dict(), "xseg": f"{xseg.title} {xseg.iteration}"}
-    log = MergeLog(output_dir, mask_dir, settings_key(predictor.title, predictor.iteration, settings))
-    todo = _resume_plan(frames, log)
-    if not todo:
-        interact.log_info(f"All {len(frames)} frames are already merged in {output_dir} with this model iteration "
-                          f"and these settings; nothing to do")
-        return 0
-    output_dir.mkdir(parents=True, exist_ok=True)
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    failures: list[tuple[str, str]] = []
-    jobs = prepare_jobs(todo, predictor, cfg, output_dir, mask_dir, failures, xseg)
-    with log:
-        for name, error in run_pipeline(run_job, jobs, workers, total=len(todo), desc="Merging"):
-            if error:
-                failures.append((name, error))
-            else:
-                log.add(Path(name).stem)
-    with_faces = sum(1 for f in todo if f.faces)
-    interact.log_info(f"Merged {len(todo) - len(failures)} frames into {output_dir} ({with_faces} with faces, "
-                      f"{count_faces(todo)} faces; frames without a face are copied unchanged)")
-    if failures:
-        interact.log_warn(f"{len(failures)} frame(s) could not be merged and were skipped, e.g. "
-                          f"{failures[0][0]}: {failures[0][1]}; fix them and run merge again to finish")
-        return 1
-    return 0

@@ -123,7 +123,7 @@ def test_all_faces_of_a_frame_are_composited(model_dir, tmp_path):
 
 
 def test_settings_from_config_file_and_prompt_defaults(dst, model_dir, tmp_path):
-    from mainscripts.merge.merger import batch_config
+    from core.merge.config import batch_config
     cfg = batch_config({}, ask=False)
     assert (cfg.mode, cfg.mask_mode, cfg.hist_match_threshold) == ("overlay", "dst", 255)   # DFL's prompt defaults
     config = tmp_path / "merge.json"

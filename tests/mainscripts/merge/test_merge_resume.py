@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import main
-from mainscripts.merge import merger
+from core.merge import batch_merge
 from core.merge.resume import LOG_FILE, OLD_STATE_FILE
 from tests.mainscripts.merge.test_merge_command import dst, load, merge, model_dir  # noqa: F401  (dst, model_dir: fixtures)
 
@@ -23,7 +23,7 @@ ERODE_OLD, ERODE_NEW = "erode_mask_modifier=100", "erode_mask_modifier=-100"
 def _one_face_per_prediction():
     """The model sees one face per call, so a frame merges to the same pixels whichever frames run with it."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(merger, "PREDICT_FRAMES", 1)
+        mp.setattr(batch_merge, "PREDICT_FRAMES", 1)
         yield
 
 
@@ -60,14 +60,14 @@ def assert_same_merge(out: Path, ref: Path) -> None:
 
 def stop_after(monkeypatch, n: int) -> None:
     """Ctrl-C in the parent when it prepares job n + 1 (with one worker, jobs 1..n are written and recorded)."""
-    prepare = merger.prepare_jobs
+    prepare = batch_merge.prepare_jobs
 
     def prepare_then_stop(*args, **kwargs):
         for i, job in enumerate(prepare(*args, **kwargs)):
             if i == n:
                 raise KeyboardInterrupt
             yield job
-    monkeypatch.setattr(merger, "prepare_jobs", prepare_then_stop)
+    monkeypatch.setattr(batch_merge, "prepare_jobs", prepare_then_stop)
 
 
 def test_changed_settings_stopped_then_resumed_end_as_a_fresh_merge(dst, model_dir, reference, tmp_path,  # noqa: F811

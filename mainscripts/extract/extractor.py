@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import interact
@@ -96,25 +96,46 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(func=cli)
 
 
+# The state file records a run's settings under the option names of SCHEMA (plus `filter_ref`, the
+# reference photos' hashes). Earlier versions used other keys; `_current_names` reads those too.
+RESUMED = ("face_type", "max_faces_from_image", "image_size", "jpeg_quality", "output_debug", "smooth_radius",
+           "landmarks")                 # what a fix run (--manual-fix, --manual-output-debug-fix) reuses unasked
+_OLD_KEYS = {"max_faces": "max_faces_from_image", "debug": "output_debug"}
+
+
+def _current_names(settings: object) -> dict:
+    """Saved settings under today's names: an earlier version's keys (max_faces, debug, face_type as a
+    number, filter {refs, threshold}, landmarks and detector only when not the default) renamed."""
+    if not isinstance(settings, dict):
+        return {}
+    if "max_faces" not in settings:
+        return settings
+    s = {_OLD_KEYS.get(k, k): v for k, v in settings.items()}
+    try:
+        s["face_type"] = face_type_name(FaceType(s["face_type"]))
+    except (KeyError, TypeError, ValueError):
+        return {}
+    s.setdefault("landmarks", "mesh")
+    s.setdefault("detector", "auto")
+    old_filter = s.pop("filter", None)
+    if isinstance(old_filter, dict):
+        s["filter_ref"], s["filter_threshold"] = old_filter.get("refs"), old_filter.get("threshold")
+    return s
+
+
 def _saved_settings(output_dir: Path) -> dict:
     """The settings recorded by the earlier run into `output_dir` ({} if none)."""
     from core.fileio import read_json
     try:
-        settings = read_json(output_dir / STATE_FILE)["settings"]
+        return _current_names(read_json(output_dir / STATE_FILE)["settings"])
     except (OSError, VisageError, KeyError, TypeError):
         return {}
-    return settings if isinstance(settings, dict) else {}
 
 
 def _saved_options(output_dir: Path) -> dict:
     """The options of the earlier run into `output_dir`, so that a fix run reuses them unasked."""
     s = _saved_settings(output_dir)
-    try:
-        return {"face_type": face_type_name(FaceType(s["face_type"])), "max_faces_from_image": s["max_faces"],
-                "image_size": s["image_size"], "jpeg_quality": s["jpeg_quality"], "output_debug": s["debug"],
-                "smooth_radius": s["smooth_radius"], "landmarks": s.get("landmarks", "mesh")}
-    except (KeyError, TypeError, ValueError):
-        return {}
+    return {k: s[k] for k in RESUMED if k in s}
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -193,7 +214,7 @@ def _saved_state(state_path: Path, settings: dict) -> _RunState | None:
         state = read_json(state_path)
     except VisageError:
         return None
-    if not isinstance(state, dict) or state.get("settings") != settings:
+    if not isinstance(state, dict) or _current_names(state.get("settings")) != settings:
         return None
     done, manual = state.get("done", {}), state.get("manual", [])
     if not (isinstance(done, dict) and all(isinstance(n, int) for n in done.values())
@@ -286,18 +307,14 @@ def extract(input_dir: Path, output_dir: Path, face_type: FaceType = FaceType.WH
     settings = ExtractSettings(int(face_type), image_size, jpeg_quality, max_faces, str(output_dir),
                                str(debug_dir) if debug else None, smooth_radius,
                                _reference_embeddings(refs) if refs else None, float(filter_threshold), landmarks)
-    saved = {k: v for k, v in asdict(settings).items()
-             if k not in ("output_dir", "debug_dir", "filter_refs", "filter_threshold", "landmarks")}
-    if landmarks != "mesh":               # recorded only when not the default, so older runs still resume
-        saved["landmarks"] = landmarks
-    saved["debug"] = debug
+    saved = {"face_type": face_type_name(face_type), "max_faces_from_image": max_faces, "image_size": image_size,
+             "jpeg_quality": jpeg_quality, "output_debug": debug, "smooth_radius": smooth_radius,
+             "landmarks": landmarks, "detector": "manual" if manual else "auto"}
     if refs:
-        saved["filter"] = {"refs": sorted(_sha256(p) for p in refs), "threshold": float(filter_threshold)}
-    if manual:
-        saved["detector"] = "manual"
+        saved.update(filter_ref=sorted(_sha256(p) for p in refs), filter_threshold=float(filter_threshold))
     if manual_output_debug_fix:          # how the faces were found first does not matter to a fix by hand
         earlier = _saved_settings(output_dir)
-        saved.update({k: earlier[k] for k in ("filter", "detector") if k in earlier})
+        saved.update({k: earlier[k] for k in ("filter_ref", "filter_threshold", "detector") if k in earlier})
     run = _prepare_output(output_dir, debug_dir, saved, overwrite, keep_faces=manual_output_debug_fix)
     report = ExtractReport()
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from core.facelib.face_type import FaceType
 from core.facelib.geometry import face_transform, transform_points
 from core.fileio import read_image
 from core.sample_media import sample_path
-from mainscripts.extract.extractor import STATE_FILE, extract
+from mainscripts.extract.extractor import SCHEMA, STATE_FILE, extract
 
 WOLFGANG = "WolfgangLanger_Pexels.mp4"
 
@@ -164,6 +164,33 @@ def test_resume_processes_only_missing_frames(frames, tmp_path):
     assert extract(src, out, image_size=96, workers=2).frames == 0          # nothing left to do
 
 
+def test_state_file_names_settings_as_the_options_and_reads_older_files(frames, tmp_path):
+    """The resume state uses the option names (face_type=whole_face, max_faces_from_image, output_debug);
+    a state file of an earlier version (max_faces, debug, face_type as a number) still resumes."""
+    import main
+    src = frames(WOLFGANG, every=200)
+    out = tmp_path / "aligned"
+    flags = ["--input-dir", str(src), "--output-dir", str(out), "--face-type", "wf", "--max-faces-from-image", "1",
+             "--image-size", "96", "--jpeg-quality", "80", "--output-debug", "--workers", "1"]
+    assert main.main(["extract", *flags]) == 0
+    state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    assert state["settings"] == {"face_type": "whole_face", "max_faces_from_image": 1, "image_size": 96,
+                                 "jpeg_quality": 80, "output_debug": True, "smooth_radius": 0, "landmarks": "mesh",
+                                 "detector": "auto"}
+    assert set(state["settings"]) <= {o.name for o in SCHEMA}
+    faces = {n: p.stat().st_mtime_ns for n, p in faces_in(out).items()}
+    assert len(faces) == len(state["done"]) >= 2
+    state["settings"] = {"face_type": int(FaceType.WHOLE_FACE), "image_size": 96, "jpeg_quality": 80,
+                         "max_faces": 1, "smooth_radius": 0, "debug": True}         # as Visage 0.1.0 wrote it
+    (out / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+    again = extract(src, out, FaceType.WHOLE_FACE, 96, 80, max_faces=1, debug=True, workers=1)
+    assert again.frames == 0                                                 # resumed: nothing left to do
+    assert {n: p.stat().st_mtime_ns for n, p in faces_in(out).items()} == faces
+    assert json.loads((out / STATE_FILE).read_text(encoding="utf-8"))["settings"]["max_faces_from_image"] == 1
+    with pytest.raises(VisageError, match="other settings"):
+        extract(src, out, FaceType.WHOLE_FACE, 96, 80, max_faces=2, debug=True, workers=1)
+
+
 def test_corrupt_frames_are_skipped_and_listed(frames, tmp_path):
     src = frames(WOLFGANG, every=40)
     good = sorted(p.name for p in src.glob("*.png"))[:5]
@@ -273,7 +300,7 @@ def test_ibug68_landmarks_are_opt_in_and_recorded(frames, tmp_path):
     assert main.main(["extract", "--input-dir", str(src), "--output-dir", str(mesh)] + common) == 0
     assert main.main(["extract", "--input-dir", str(src), "--output-dir", str(ibug), "--landmarks", "ibug68"]
                      + common) == 0
-    assert "landmarks" not in json.loads((mesh / STATE_FILE).read_text())["settings"]
+    assert json.loads((mesh / STATE_FILE).read_text())["settings"]["landmarks"] == "mesh"
     assert json.loads((ibug / STATE_FILE).read_text())["settings"]["landmarks"] == "ibug68"
     shifts = []
     for name, path in faces_in(mesh).items():

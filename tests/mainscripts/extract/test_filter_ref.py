@@ -50,8 +50,8 @@ def test_obama_reference_keeps_only_obama(tmp_path):
     assert r.no_face == []                     # faces were found there, just not his
     assert {read_meta(out / n).source_filename for n in faces_in(out)} == {"obama2.jpg", "obama3.jpg"}
     state = read_json(out / STATE_FILE)
-    assert state["settings"]["filter"]["threshold"] == pytest.approx(0.6)
-    assert len(state["settings"]["filter"]["refs"]) == 1 and len(state["settings"]["filter"]["refs"][0]) == 64
+    assert state["settings"]["filter_threshold"] == pytest.approx(0.6)
+    assert len(state["settings"]["filter_ref"]) == 1 and len(state["settings"]["filter_ref"][0]) == 64
 
     # Without the filter every face is written: the filter, not the detector, left them out.
     everyone = extract(inp, tmp_path / "all", image_size=128, workers=1)

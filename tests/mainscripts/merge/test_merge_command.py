@@ -1,4 +1,8 @@
-"""`merge` on real frames with a really trained (tiny) model: batch merge, faces, resume, errors."""
+"""`merge` on real frames with a really trained (tiny) model: batch merge, faces, resume, errors.
+
+The model (`model_dir`) and the frames (`dst`) come from this folder's conftest.py, shared with
+test_merge_resume.py.
+"""
 from __future__ import annotations
 
 import json
@@ -19,29 +23,6 @@ from core.facelib.face_meta import read_meta
 from core.synthetic_label import is_labelled_png
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = ["archi=df-ud", "resolution=64", "ae_dims=32", "e_dims=16", "d_dims=16", "d_mask_dims=16", "batch_size=2",
-        "target_iter=2"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(src_faceset, dst_faceset, tmp_path_factory):
-    """A tiny SAEHD (df-ud, 64 px) trained for 2 iterations on the woman (src) and the man (dst)."""
-    out = tmp_path_factory.mktemp("merge_model")
-    args = ["train", "--training-data-src-dir", str(src_faceset), "--training-data-dst-dir", str(dst_faceset),
-            "--model-dir", str(out), "--model", "SAEHD", "--force-model-name", "m", "--no-preview", "--silent-start",
-            "--workers", "1", "--non-interactive"]
-    for o in TINY:
-        args += ["--opt", o]
-    assert main.main(args) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def dst(frames, dst_faceset):
-    """(frames folder, aligned folder) of the man: every 6th frame of single_face.mp4, one face each."""
-    return frames("single_face.mp4", every=6), dst_faceset
-
-
 def merge(frames_dir, aligned, model_dir, out, *opts, extra=()):
     args = ["merge", "--input-dir", str(frames_dir), "--output-dir", str(out), "--output-mask-dir",
             str(out) + "_mask", "--aligned-dir", str(aligned), "--model-dir", str(model_dir), "--model", "SAEHD",

@@ -13,7 +13,7 @@ import pytest
 import main
 from core.merge import batch_merge
 from core.merge.resume import LOG_FILE, OLD_STATE_FILE
-from tests.mainscripts.merge.test_merge_command import dst, load, merge, model_dir  # noqa: F401  (dst, model_dir: fixtures)
+from tests.mainscripts.merge.test_merge_command import load, merge
 
 SETTINGS = ("mode=overlay", "mask_mode=dst")
 ERODE_OLD, ERODE_NEW = "erode_mask_modifier=100", "erode_mask_modifier=-100"
@@ -28,7 +28,7 @@ def _one_face_per_prediction():
 
 
 @pytest.fixture(scope="module")
-def reference(dst, model_dir, tmp_path_factory):  # noqa: F811
+def reference(dst, model_dir, tmp_path_factory):
     """A fresh merge of every frame with erode -100: what each frame must end up as."""
     out = tmp_path_factory.mktemp("reference") / "merged"
     assert merge(*dst, model_dir, out, *SETTINGS, ERODE_NEW) == 0
@@ -70,7 +70,7 @@ def stop_after(monkeypatch, n: int) -> None:
     monkeypatch.setattr(batch_merge, "prepare_jobs", prepare_then_stop)
 
 
-def test_changed_settings_stopped_then_resumed_end_as_a_fresh_merge(dst, model_dir, reference, tmp_path,  # noqa: F811
+def test_changed_settings_stopped_then_resumed_end_as_a_fresh_merge(dst, model_dir, reference, tmp_path,
                                                                    monkeypatch, capsys):
     """The user's case: merge with erode 100; again with -100, Ctrl-C after 5 frames; again with -100."""
     out = tmp_path / "merged"
@@ -96,7 +96,7 @@ def test_changed_settings_stopped_then_resumed_end_as_a_fresh_merge(dst, model_d
     assert f"All {total} frames are already merged" in capsys.readouterr().out
 
 
-def test_frame_without_its_record_or_rewritten_since_is_merged_again(dst, model_dir, reference, tmp_path,  # noqa: F811
+def test_frame_without_its_record_or_rewritten_since_is_merged_again(dst, model_dir, reference, tmp_path,
                                                                     capsys):
     out = copy_merge(reference, tmp_path)
     names = sorted(mtimes(out))
@@ -117,7 +117,7 @@ def test_frame_without_its_record_or_rewritten_since_is_merged_again(dst, model_
     assert not (out / OLD_STATE_FILE).exists()
 
 
-def test_torn_and_garbage_log_lines_are_ignored(dst, model_dir, reference, tmp_path, capsys):  # noqa: F811
+def test_torn_and_garbage_log_lines_are_ignored(dst, model_dir, reference, tmp_path, capsys):
     out = copy_merge(reference, tmp_path)
     log = out / LOG_FILE
     lines = log.read_bytes().splitlines(keepends=True)
@@ -138,7 +138,7 @@ def test_torn_and_garbage_log_lines_are_ignored(dst, model_dir, reference, tmp_p
 # ------------------------------------------------------------------ predictions that are not finite
 
 @pytest.fixture(scope="module")
-def diverged_model(model_dir, tmp_path_factory):  # noqa: F811
+def diverged_model(model_dir, tmp_path_factory):
     """The model with decoder_src weights that are finite (float32's largest) but make every prediction NaN."""
     from models.model_files import ModelFiles
     out = tmp_path_factory.mktemp("diverged_model")
@@ -160,7 +160,7 @@ def assert_one_error_line(err: str) -> None:
     assert "m_SAEHD" in errors[0] and "not finite" in errors[0]
 
 
-def test_model_predicting_nan_stops_batch_merge(dst, diverged_model, tmp_path, capsys):  # noqa: F811
+def test_model_predicting_nan_stops_batch_merge(dst, diverged_model, tmp_path, capsys):
     out = tmp_path / "merged"
     assert merge(*dst, diverged_model, out, *SETTINGS) == 2            # two workers: through the pool
     assert_one_error_line(capsys.readouterr().err)
@@ -168,7 +168,7 @@ def test_model_predicting_nan_stops_batch_merge(dst, diverged_model, tmp_path, c
     assert not multiprocessing.active_children()                         # the workers were shut down
 
 
-def test_model_predicting_nan_stops_interactive_merge(dst, diverged_model, tmp_path, monkeypatch,  # noqa: F811
+def test_model_predicting_nan_stops_interactive_merge(dst, diverged_model, tmp_path, monkeypatch,
                                                       capsys):
     """The window (replaced: it shows the first frame, then finishes it) never gets a NaN frame to show."""
     from mainscripts.merge import merger_window

@@ -90,7 +90,6 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
     """
     import time
     from core.facelib.face_meta import read_face
-    from mainscripts.xseg.xseg_apply import face_mask
     from models.xseg import XSegModel, XSegPredictor
     train = label_faces(faces[:n_train], textures, work / "train", seed=1)
     test = label_faces(faces[n_train:n_train + n_test], textures[::-1], work / "test", seed=2)
@@ -109,7 +108,7 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
     try:
         for path, truth, occ in test:
             img, meta = read_face(path)
-            pred = face_mask(predictor, img, meta) >= 0.5
+            pred = predictor.mask_for_face(img, meta) >= 0.5
             t = truth > 0.5
             ious.append(float((pred & t).sum() / max((pred | t).sum(), 1)))
             o = occ > 0.5

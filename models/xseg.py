@@ -103,19 +103,9 @@ class XSegModel(ModelBase):
     def preview_outputs(self, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
         return {"mask": self.predict(src)}
 
-    def render_preview(self, src: np.ndarray, history: list, state, title: str) -> np.ndarray:
-        """Rows of [face, label mask over it, predicted mask, predicted mask over it], with the loss graph."""
-        import cv2
-        from mainscripts.train.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
-        from mainscripts.xseg.xseg_preview import header, mask_grid
-        grid = mask_grid(src, self.batches.preview_batch(len(src)).src.mask, self.predict(src))
-        if grid.shape[1] < MIN_WIDTH:
-            k = -(-MIN_WIDTH // grid.shape[1])
-            grid = cv2.resize(grid, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
-        w = grid.shape[1]
-        return np.concatenate([header(f"{title}  Enter: save+exit  s: save  b: backup  p: refresh  l: loss range", w),
-                               loss_plot(history, w, last=LOSS_RANGES[state.loss_range]),
-                               header("face | labels | XSeg mask | XSeg mask over the face", w), grid], axis=0)
+    def preview_masks(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The label masks and the predicted masks of the preview faces `src` (drawn by mainscripts/xseg/xseg_preview.py)."""
+        return self.batches.preview_batch(len(src)).src.mask, self.predict(src)
 
 
 class XSegPredictor:
@@ -158,9 +148,17 @@ class XSegPredictor:
         return out
 
     def mask_for_face(self, face_bgr: np.ndarray, meta=None) -> np.ndarray:
-        """(H, W) mask in the aligned face's own pixels; re-cropped to the model's face type when `meta` differs."""
-        from mainscripts.xseg.xseg_apply import face_mask
-        return face_mask(self, face_bgr, meta)
+        """float32 (H, W) soft mask in the aligned face's own pixels: the face re-cropped to the model's face type
+        and resolution through the one crop function, predicted, and warped back."""
+        import cv2
+        from samplelib.sample import sample_from_meta
+        from samplelib.sample_processor import crop_matrix, resample
+        h, w = face_bgr.shape[:2]
+        mat = crop_matrix(sample_from_meta("face", meta, w), self.face_type, self.resolution)
+        crop = resample(face_bgr, mat, self.resolution, border_replicate=True).astype(np.float32) / 255.0
+        m = self.masks(np.clip(crop, 0, 1)[None])[0, ..., 0]
+        return cv2.warpAffine(m, mat, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def close(self) -> None:
         self.lock.release()

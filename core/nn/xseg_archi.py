@@ -1,4 +1,4 @@
-"""DeepFaceLab's XSeg segmentation network in Keras 3 (keras layers and keras.ops only).
+"""DeepFaceLab's XSeg segmentation network in Keras 3.
 
 A U-Net: six stages down, each two or three 3x3 conv + FRN + TLU blocks then an
 anti-aliased BlurPool stride-2 downsample (filters 4, 3, 2, 2, 2, 2 as DFL uses); a dense
@@ -10,6 +10,10 @@ any multiple of 64 builds, so tests and small CPUs can train at 64 or 128.
 FRN (filter response normalisation) divides each channel by the root mean square over the
 image, with learned scale and shift, and TLU is max(x, tau) with a learned tau: unlike
 batch norm both work per sample, which is what makes batch 4 train well.
+
+Under the TensorFlow backend FRN + TLU and BlurPool's gradient run as the fused kernels of
+core/nn/xseg_fused_tf.py (the same maths; the keras.ops code here is slower there by half a
+training step); the other backends, and `FUSED_TF = False`, run the keras.ops code below.
 """
 from __future__ import annotations
 
@@ -23,6 +27,11 @@ BASE_CH = 32
 BOTTLENECK = 512
 DOWNSCALES = 6
 RES_STEP = 2 ** DOWNSCALES
+FUSED_TF = True                 # the fused TensorFlow kernels (False: keras.ops everywhere, to compare)
+
+
+def _fused() -> bool:
+    return FUSED_TF and keras.backend.backend() == "tensorflow"
 
 
 class FRNTLU(layers.Layer):
@@ -39,6 +48,9 @@ class FRNTLU(layers.Layer):
         self.tau = self.add_weight(name="tau", shape=(ch,), initializer="zeros")
 
     def call(self, x: Any) -> Any:
+        if _fused():
+            from core.nn.xseg_fused_tf import frn_tlu
+            return ops.cast(frn_tlu(x, self.gamma, self.beta, self.tau, self.epsilon), self.compute_dtype)
         nu2 = ops.mean(ops.square(ops.cast(x, "float32")), axis=(1, 2), keepdims=True)
         x = ops.cast(x, "float32") * ops.rsqrt(nu2 + self.epsilon)
         x = ops.maximum(x * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32"),
@@ -63,6 +75,9 @@ class BlurPool(layers.Layer):
         self.pad = ((filt_size - 1) // 2, int(np.ceil((filt_size - 1) / 2)))
 
     def call(self, x: Any) -> Any:
+        if _fused():
+            from core.nn.xseg_fused_tf import blur_pool
+            return blur_pool(x, self.kernel2d, self.pad)
         ch = x.shape[-1]
         kernel = ops.cast(np.tile(self.kernel2d[:, :, None, None], (1, 1, ch, 1)), x.dtype)
         x = ops.pad(x, ((0, 0), self.pad, self.pad, (0, 0)))

@@ -72,7 +72,14 @@ def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: 
                     names = {o.name for o in model_class(name).option_schema()}
                     opts.update(AMP_BENCH, **{k: v for k, v in parse_opt_flags(args.opt).items() if k in names},
                                 batch_size=str(bs))
-                model = model_class(name)(tmp / f"m_{backend}_{name}_{bs}_{prec}", faces, faces, "bench", opts,
+                sets = faces
+                if name == "XSeg":                # trains only on labelled faces: the bench faces with hull labels
+                    from mainscripts.bench.bench_xseg import hull_labelled
+                    opts.update(batch_size=str(bs))
+                    sets = tmp / "xseg_faces"
+                    if not sets.is_dir():
+                        hull_labelled(faces, sets)
+                model = model_class(name)(tmp / f"m_{backend}_{name}_{bs}_{prec}", sets, sets, "bench", opts,
                                           silent_start=True)
                 if name == "Quick96":             # fixed at 4 in training; varied here to measure
                     model.options["batch_size"] = bs

@@ -20,7 +20,8 @@ def train_as_worker(model) -> int:
         while not model.reached_target():
             t0 = time.perf_counter()
             src, dst = model.train_iteration()
-            print(status_line(model.iter, (time.perf_counter() - t0) * 1000, src, dst), flush=True)
+            print(status_line(model.iter, (time.perf_counter() - t0) * 1000, src, dst if model.SWAPS_FACES else None),
+                  flush=True)
     except KeyboardInterrupt:
         pass
     interact.log_info(f"Worker stopped at iteration {model.iter}; the chief holds the model")

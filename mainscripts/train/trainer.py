@@ -119,8 +119,9 @@ class Preview:
     def image(self):
         from mainscripts.train.train_preview import render_preview
         title = f"{self.title}  iter {self.model.iter}"
-        if hasattr(self.model, "render_preview"):       # a model with its own preview (XSeg's masks)
-            return self.model.render_preview(self.src, self.model.loss_history, self.state, title)
+        if hasattr(self.model, "preview_masks"):        # XSeg: its masks, drawn by its own preview
+            from mainscripts.xseg.xseg_preview import render_xseg_preview
+            return render_xseg_preview(self.model, self.src, self.state, title)
         out = self.model.preview_outputs(self.src, self.dst)
         return render_preview(self.src, self.dst, out, self.model.loss_history, self.state, title,
                               self.model.validation_history)

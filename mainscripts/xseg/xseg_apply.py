@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 
 from core import interact
 
@@ -20,19 +18,6 @@ from core import interact
 def load_predictor(model_dir: Path, force_name: str | None):
     from models.xseg import XSegPredictor
     return XSegPredictor(model_dir, force_name)
-
-
-def face_mask(predictor, face_bgr: np.ndarray, meta) -> np.ndarray:
-    """float32 (H, W) soft mask of one aligned face, in the face's own pixels."""
-    from samplelib.sample import sample_from_meta
-    from samplelib.sample_processor import crop_matrix, resample
-    h, w = face_bgr.shape[:2]
-    res = predictor.resolution
-    mat = crop_matrix(sample_from_meta("face", meta, w), predictor.face_type, res)
-    crop = resample(face_bgr, mat, res, border_replicate=True).astype(np.float32) / 255.0
-    m = predictor.masks(np.clip(crop, 0, 1)[None])[0, ..., 0]
-    return cv2.warpAffine(m, mat, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def apply_model(folder: Path, model_dir: Path, force_name: str | None = None) -> int:
@@ -45,7 +30,7 @@ def apply_model(folder: Path, model_dir: Path, force_name: str | None = None) ->
     try:
         for p, _ in progress(faces, "Applying XSeg"):
             img, meta = read_face(p)
-            meta.xseg_mask = encode_mask(face_mask(predictor, img, meta) >= 0.5)
+            meta.xseg_mask = encode_mask(predictor.mask_for_face(img, meta) >= 0.5)
             update_meta(p, meta)
     finally:
         predictor.close()

@@ -25,3 +25,17 @@ def header(text: str, width: int) -> np.ndarray:
     bar = np.full((20, width, 3), 36, np.uint8)
     cv2.putText(bar, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
     return bar
+
+
+def render_xseg_preview(model, src: np.ndarray, state, title: str) -> np.ndarray:
+    """XSeg's training preview: rows of [face, label mask over it, predicted mask, predicted mask over it]
+    under the loss graph (the trainer draws this for a model with `preview_masks`)."""
+    from mainscripts.train.train_preview import LOSS_RANGES, MIN_WIDTH, loss_plot
+    grid = mask_grid(src, *model.preview_masks(src))
+    if grid.shape[1] < MIN_WIDTH:
+        k = -(-MIN_WIDTH // grid.shape[1])
+        grid = cv2.resize(grid, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+    w = grid.shape[1]
+    return np.concatenate([header(f"{title}  Enter: save+exit  s: save  b: backup  p: refresh  l: loss range", w),
+                           loss_plot(model.loss_history, w, last=LOSS_RANGES[state.loss_range]),
+                           header("face | labels | XSeg mask | XSeg mask over the face", w), grid], axis=0)

@@ -25,6 +25,54 @@ def test_network_shapes_and_resolution_rule():
         build_xseg(96)
 
 
+def test_fused_kernels_compute_the_keras_ops_network(src_faceset, monkeypatch):
+    """The TensorFlow fast path (fused FRN + TLU, BlurPool's gradient) gives the keras.ops network's logits and
+    gradients on real faces, with the same weights.
+
+    The two differ by float rounding, which the ~30 layers and TLU's threshold (an element next to it may
+    fall either side) amplify: in fp32 by about as much as changing the input by 1e-6 does; a wrong
+    gradient term would be off by the gradient's own size. In bf16 both are compared with the fp32
+    gradients: the fast path must be no farther from them than the keras.ops path in bf16 is.
+    """
+    import keras
+    import tensorflow as tf
+    from core.facelib.face_meta import read_face
+    from core.nn import xseg_archi
+    from core.nn.backend import set_precision
+    from models.xseg import mask_logits_loss
+    faces = np.stack([cv2.resize(read_face(p)[0], (64, 64)) for p in sorted(src_faceset.glob("*.jpg"))[:2]])
+    x = tf.constant(faces.astype(np.float32) / 255.0)
+    masks = tf.constant((x.numpy().mean(-1, keepdims=True) > 0.4).astype(np.float32))
+
+    def run(precision: str, fused: bool):
+        set_precision(precision)
+        monkeypatch.setattr(xseg_archi, "FUSED_TF", fused)
+        keras.utils.set_random_seed(3)
+        net = xseg_archi.build_xseg(64)
+        for v in net.trainable_variables:           # FRN's scale, shift and threshold away from their init
+            if "frn" in v.path:
+                v.assign(v + np.random.default_rng(len(v.path)).normal(0, 0.3, v.shape).astype(np.float32))
+        with tf.GradientTape() as tape:
+            logits = tf.cast(net(x, training=True), tf.float32)
+            loss = tf.reduce_mean(mask_logits_loss(masks, logits))
+        return logits.numpy(), [g.numpy() for g in tape.gradient(loss, net.trainable_variables)]
+
+    def worst(grads, ref):
+        assert len(grads) == len(ref) > 50 and all(np.abs(g).max() > 0 for g in ref)
+        return max(np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(grads, ref))
+
+    try:
+        runs = {(p, f): run(p, f) for p in ("fp32", "bf16") for f in (True, False)}
+    finally:
+        set_precision("fp32")
+    logits, grads = runs[("fp32", False)]
+    assert np.abs(logits).max() > 0.1
+    assert np.abs(runs[("fp32", True)][0] - logits).max() < 1e-4 * np.abs(logits).max()
+    assert worst(runs[("fp32", True)][1], grads) < 0.05
+    fused_bf16, ops_bf16 = worst(runs[("bf16", True)][1], grads), worst(runs[("bf16", False)][1], grads)
+    assert fused_bf16 < 1.25 * ops_bf16, (fused_bf16, ops_bf16)
+
+
 def test_sampler_keeps_labels_aligned_with_pixels(src_faceset, dst_faceset, tmp_path):
     """Augmented pairs: the mask is binary, and where the label says occluder the pixels are the occluder's."""
     from core.facelib.face_type import FaceType

@@ -90,7 +90,6 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
     """
     import time
     from core.facelib.face_meta import read_face
-    from mainscripts.xseg.xseg_apply import face_mask
     from models.xseg import XSegModel, XSegPredictor
     train = label_faces(faces[:n_train], textures, work / "train", seed=1)
     test = label_faces(faces[n_train:n_train + n_test], textures[::-1], work / "test", seed=2)
@@ -105,21 +104,26 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
         model.close()
     spent = (time.monotonic() - t0) / 60
     predictor = XSegPredictor(work / "model", "occl")
-    ious, excluded = [], []
+    ious, excluded, per_face = [], [], []
     try:
         for path, truth, occ in test:
             img, meta = read_face(path)
-            pred = face_mask(predictor, img, meta) >= 0.5
+            soft = predictor.mask_for_face(img, meta)
+            pred = soft >= 0.5
             t = truth > 0.5
             ious.append(float((pred & t).sum() / max((pred | t).sum(), 1)))
             o = occ > 0.5
             excluded.append(float((~pred & o).sum() / max(o.sum(), 1)))
+            inside = o & (polys_mask(t.shape, meta.seg_ie_polys[:1]) > 0.5)     # the occluder's part on the face
+            per_face.append({"face": path.name, "iou": round(ious[-1], 3), "excluded": round(excluded[-1], 3),
+                             "occluder_px": int(o.sum()), "on_face": round(float(inside.sum() / max(o.sum(), 1)), 2),
+                             "mean_mask_on_occluder": round(float(soft[o].mean()), 3)})
     finally:
         predictor.close()
     return {"iterations": predictor.iteration, "minutes": round(spent, 2), "train_faces": len(train),
             "test_faces": len(test), "iou_mean": float(np.mean(ious)), "iou_min": float(np.min(ious)),
             "excluded_mean": float(np.mean(excluded)), "excluded_min": float(np.min(excluded)),
-            "faces_80pct_excluded": int(sum(e >= 0.8 for e in excluded))}
+            "faces_80pct_excluded": int(sum(e >= 0.8 for e in excluded)), "per_face": per_face}
 
 
 if __name__ == "__main__":      # the acceptance measurement: python -m tests.support.xseg_support FACES TEXTURES WORK ...

@@ -40,6 +40,22 @@ def _interp_matrix(size: int, cells: int, cell: float) -> np.ndarray:
     return w
 
 
+# DeepFaceLab jitters each inner grid node by 0.24 of a cell times a normal draw truncated to
+# ±2.5 and divided by 2.5: a standard deviation of about 0.093 of a cell, not 0.24
+WARP_JITTER = 0.24
+WARP_TRUNCATION = 2.5
+
+
+def truncated_unit_normal(rng: np.random.Generator, shape: tuple[int, ...], trunc: float = WARP_TRUNCATION) -> np.ndarray:
+    """Normal draws redrawn until inside ±trunc, then divided by trunc: values in [-1, 1], std ≈ 0.39 at 2.5."""
+    x = rng.standard_normal(shape)
+    bad = np.abs(x) > trunc
+    while bad.any():
+        x[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(x) > trunc
+    return x / trunc
+
+
 def _warp_grid(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random smooth displacement map: coarse grid jittered inside, borders pinned."""
     cell = size / (2 ** int(rng.integers(1, 4)))           # size/2, size/4 or size/8
@@ -47,7 +63,7 @@ def _warp_grid(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     nodes = np.arange(cells + 1, dtype=np.float64) * cell
     gx = np.broadcast_to(nodes, (cells + 1, cells + 1)).copy()
     gy = gx.T.copy()
-    jitter = rng.standard_normal((2, cells - 1, cells - 1)) * (0.24 * cell)
+    jitter = truncated_unit_normal(rng, (2, cells - 1, cells - 1)) * (WARP_JITTER * cell)
     gx[1:-1, 1:-1] += jitter[0]
     gy[1:-1, 1:-1] += jitter[1]
     w = _interp_matrix(size, cells, cell)

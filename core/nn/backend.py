@@ -105,6 +105,20 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
     return _impl().gpus()
 
 
+def gpu_build() -> str | None:
+    """The GPU build of the backend in use, as the user installed it ('tensorflow[and-cuda] 2.21.0', 'PyTorch
+    2.13.0+cu130 (CUDA 13.0 build)', 'jax-cuda12-plugin 0.10.2'), or None for a CPU-only build."""
+    return _impl().gpu_build()
+
+
+def hidden_gpus_hint() -> str:
+    """What to check when a GPU build sees no GPU: the driver, and the variables that hide GPUs if set."""
+    shown = [f"{k}={os.environ[k]!r}" for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+             if k in os.environ]
+    return ("check the GPU driver (nvidia-smi, or rocm-smi for AMD) and "
+            + (f"{', '.join(shown)}, which can hide GPUs" if shown else "that CUDA_VISIBLE_DEVICES does not hide them"))
+
+
 def has_gpu() -> bool:
     return bool(gpus())
 

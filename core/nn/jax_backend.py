@@ -26,6 +26,17 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
     return caps
 
 
+def gpu_build() -> str | None:
+    """'jax-cuda12-plugin 0.10.2' (jax[cuda12], jax[cuda13], ROCm's plugin) when one is installed, else None."""
+    import importlib.metadata as md
+    import re
+    for dist in md.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if re.fullmatch(r"jax-(cuda|rocm)\d+-plugin", name):
+            return f"{name} {dist.version}"
+    return None
+
+
 def use_gpu(index: int) -> None:
     import jax
     jax.config.update("jax_default_device", jax.devices("gpu")[index])

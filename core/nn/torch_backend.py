@@ -20,6 +20,16 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
             for i in range(torch.cuda.device_count())]
 
 
+def gpu_build() -> str | None:
+    """'PyTorch 2.13.0+cu130 (CUDA 13.0 build)' or its ROCm build; None for the CPU build (MPS is in every macOS build)."""
+    import torch
+    if getattr(torch.version, "hip", None):
+        return f"PyTorch {torch.__version__} (ROCm {torch.version.hip} build)"
+    if getattr(torch.version, "cuda", None):
+        return f"PyTorch {torch.__version__} (CUDA {torch.version.cuda} build)"
+    return None
+
+
 def use_gpu(index: int) -> None:
     """Keras on torch places tensors on "cuda", the current device: make it GPU `index` (MPS has one)."""
     import torch

@@ -50,6 +50,10 @@ def peak_memory() -> int | None:
     return stats.get("peak_bytes_in_use")
 
 
+def reset_peak_memory() -> None:
+    """JAX has no reset: peak_bytes_in_use is the process's peak (bench measures each backend in its own process)."""
+
+
 def data_parallel(devices: list | None) -> int:
     """Replicate every variable built from now on over `devices` (GPU indexes; None = every device, CPU
     included) and split each batch between them: XLA all-reduces the gradients inside the one step."""

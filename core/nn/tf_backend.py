@@ -60,6 +60,12 @@ def peak_memory() -> int | None:
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
 
+def reset_peak_memory() -> None:
+    import tensorflow as tf
+    if physical_gpus():
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
 def data_parallel(devices: list | None) -> int:
     """MirroredStrategy over GPUs `devices` (None: every GPU, else every logical CPU device, as in the tests),
     set as the current strategy so that every variable built from now on is mirrored; returns the replica count."""

@@ -2,8 +2,10 @@
 
 Keras on torch keeps each variable as a `torch.nn.Parameter`, so one step is: the loss in
 eager mode, `torch.autograd.grad` over the trained variables (no `.grad` left behind on the
-frozen ones), then the optimizer's update under `torch.no_grad()`. `torch.compile` is not
-tried yet, so `fuse_update` has no effect on this backend.
+frozen ones), then the optimizer's update under `torch.no_grad()`. All of it runs eagerly, so `fuse_update`
+has no effect on this backend. `torch.compile` was tried and is not offered (README "GPU and Keras
+backends" has the figures): compiling the loss made dynamo recompile Keras' layer hooks past its
+limit and the process crashed (a segmentation fault); compiling the update alone was slower on the CPU.
 """
 from __future__ import annotations
 
@@ -40,6 +42,12 @@ def use_gpu(index: int) -> None:
 def peak_memory() -> int | None:
     import torch
     return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
+def reset_peak_memory() -> None:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
 
 
 def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:

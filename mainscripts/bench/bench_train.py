@@ -58,7 +58,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
 
 def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: dict) -> list[tuple]:
     """Rows of every model x batch x precision, on the backend this process runs."""
-    from core.nn.backend import backend_name, peak_memory
+    from core.nn.backend import backend_name, peak_memory, reset_peak_memory
     from models import model_class
     backend, rows = backend_name(), []
     for name in args.model or ["Quick96", "SAEHD"]:
@@ -72,6 +72,7 @@ def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: 
                     names = {o.name for o in model_class(name).option_schema()}
                     opts.update(AMP_BENCH, **{k: v for k, v in parse_opt_flags(args.opt).items() if k in names},
                                 batch_size=str(bs))
+                reset_peak_memory()
                 model = model_class(name)(tmp / f"m_{backend}_{name}_{bs}_{prec}", faces, faces, "bench", opts,
                                           silent_start=True)
                 if name == "Quick96":             # fixed at 4 in training; varied here to measure

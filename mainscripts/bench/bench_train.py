@@ -48,7 +48,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
     wait = model.batches.wait_seconds - wait0
     fixed = getattr(model, "step_inputs", batch_tuple)(next(model.batches))
     bare = []
-    for _ in range(max(5, iterations // 2)):
+    for _ in range(max(2, iterations // 2)):
         t0 = time.perf_counter()
         [float(x) for x in model._step(fixed)]          # float(): JAX returns before it has computed
         bare.append(time.perf_counter() - t0)

@@ -87,10 +87,17 @@ def face_models() -> Iterator[Check]:
 
 
 def _gpus() -> Iterator[Check]:
-    from core.nn.backend import backend_name, gpus
+    """Each GPU the backend finds; none is fine (training runs on the CPU), but with a GPU build installed
+    it is worth one warning, since that build was installed for a GPU (still exit 0: nothing is missing)."""
+    from core.nn.backend import backend_name, gpu_build, gpus, hidden_gpus_hint
     found = gpus()
     if not found:
-        yield "ok", "GPU", f"none found by {backend_name()}: training runs on the CPU"
+        build = gpu_build()
+        if build:
+            yield "warn", "GPU", (f"{build} is installed, but {backend_name()} sees no GPU: {hidden_gpus_hint()}; "
+                                  f"training runs on the CPU")
+        else:
+            yield "ok", "GPU", f"none found by {backend_name()}: training runs on the CPU"
     for i, (name, cc) in enumerate(found):
         yield "ok", f"GPU {i}", name + (f", compute capability {cc[0]}.{cc[1]}" if cc != (0, 0) else "") + _gpu_memory(i)
 

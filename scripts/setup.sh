@@ -3,6 +3,7 @@
 # The interpreter: $PYTHON if set, else the first of python3.13, python3.12, python3.11, python3 that is new
 # enough and has the venv module. `setup.sh --find-python` prints the one it would use and exits.
 # `--gpu nvidia|amd|apple|none` adds that vendor's GPU build (asked once at a terminal, remembered in .venv).
+# `--dry-run` prints the venv and pip commands it would run on this OS, and runs and writes nothing.
 set -euo pipefail
 HERE=.
 [[ "${BASH_SOURCE[0]}" == */* ]] && HERE="${BASH_SOURCE[0]%/*}"
@@ -53,9 +54,10 @@ gpu_packages() {
   esac
 }
 
-GPU="" ARGS=()
+GPU="" ARGS=() DRY=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --dry-run) DRY=1; shift ;;
     --gpu) GPU="${2:-}"; shift $(( $# > 1 ? 2 : 1 )) ;;
     --gpu=*) GPU="${1#--gpu=}"; shift ;;
     *) ARGS+=("$1"); shift ;;
@@ -67,33 +69,46 @@ if [ "${1:-}" = "--find-python" ]; then
   exit
 fi
 REQ="$ROOT/${1:-requirements.txt}"
+# run CMD...: runs it, or with --dry-run prints it (the commands a user would type, one a line)
+run() {
+  if [ -n "$DRY" ]; then echo "$*"; else "$@"; fi
+}
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
   PY="$(find_python)"
-  echo "Creating virtual environment in .venv with $PY ..."
-  "$PY" -m venv "$ROOT/.venv"
+  [ -z "$DRY" ] && echo "Creating virtual environment in .venv with $PY ..."
+  run "$PY" -m venv "$ROOT/.venv"
 fi
 # The GPU vendor: --gpu, else the one remembered, else asked once at a terminal; none otherwise.
 GPU_FILE="$ROOT/.venv/visage-gpu"
 if [ -z "$GPU" ] && [ -f "$GPU_FILE" ]; then
   GPU="$(cat "$GPU_FILE")"
-elif [ -z "$GPU" ] && [ -t 0 ]; then
+elif [ -z "$GPU" ] && [ -t 0 ] && [ -z "$DRY" ]; then
   read -r -p "Which GPU trains here? nvidia / amd / apple / none [none]: " GPU
   GPU="${GPU:-none}"
 fi
 case "${GPU:-none}" in nvidia|amd|apple|none) ;; *) echo "--gpu must be nvidia, amd, apple or none, not '$GPU'" >&2; exit 2 ;; esac
-[ -n "$GPU" ] && echo "$GPU" > "$GPU_FILE"
 read -r BACKEND EXTRA <<< "$(gpu_packages "${GPU:-none}")"
-echo "$BACKEND" > "$ROOT/.venv/visage-backend"
-STAMP="$ROOT/.venv/.installed-$(basename "$REQ")"
-HASH="$( (cat "$ROOT"/requirements*.txt; echo "$EXTRA") | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
-  echo "Installing dependencies from $(basename "$REQ") ..."
-  "$ROOT/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$ROOT/.venv/bin/python" -m pip install --quiet -r "$REQ"
-  if [ -n "$EXTRA" ]; then
-    echo "Installing the ${GPU} GPU build: $EXTRA ..."
-    # shellcheck disable=SC2086
-    "$ROOT/.venv/bin/python" -m pip install --quiet $EXTRA
-  fi
-  echo "$HASH" > "$STAMP"
+if [ -n "$DRY" ]; then
+  echo "# --gpu ${GPU:-none} on $(uname -s): the Keras backend is $BACKEND (remembered in .venv/visage-backend)"
+else
+  [ -n "$GPU" ] && echo "$GPU" > "$GPU_FILE"
+  echo "$BACKEND" > "$ROOT/.venv/visage-backend"
 fi
+STAMP="$ROOT/.venv/.installed-$(basename "$REQ")"
+SHA=(sha256sum)
+command -v sha256sum >/dev/null 2>&1 || SHA=(shasum -a 256)     # macOS has shasum only
+HASH="$( (cat "$ROOT"/requirements*.txt; echo "$EXTRA") | "${SHA[@]}" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  [ -z "$DRY" ] && echo "Installing dependencies from $(basename "$REQ") ..."
+  run "$ROOT/.venv/bin/python" -m pip install --quiet --upgrade pip
+  run "$ROOT/.venv/bin/python" -m pip install --quiet -r "$REQ"
+  if [ -n "$EXTRA" ]; then
+    [ -z "$DRY" ] && echo "Installing the ${GPU} GPU build: $EXTRA ..."
+    # shellcheck disable=SC2086
+    run "$ROOT/.venv/bin/python" -m pip install --quiet $EXTRA
+  fi
+  [ -z "$DRY" ] && echo "$HASH" > "$STAMP"
+elif [ -n "$DRY" ]; then
+  echo "# nothing to install: .venv already has $(basename "$REQ") and this GPU build"
+fi
+exit 0

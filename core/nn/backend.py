@@ -53,8 +53,11 @@ def choose_backend(flag: str | None) -> str:
         raise VisageError(f"VISAGE_BACKEND={name!r} is not a backend; choose one of {', '.join(BACKENDS)}")
     package, _, label = BACKENDS[name]
     if importlib.util.find_spec(package) is None:
+        others = [b for b, (pkg, _, _) in BACKENDS.items() if b != name and importlib.util.find_spec(pkg) is not None]
+        instead = (f"use --backend {DEFAULT_BACKEND}" if name != DEFAULT_BACKEND and DEFAULT_BACKEND in others
+                   else f"use an installed one: --backend {others[0]}" if others else f"install {label}")
         raise VisageError(f"backend {name} needs {label}, which is not installed: see the README's GPU section "
-                          f"(scripts/setup.sh --gpu ...), or use --backend {DEFAULT_BACKEND}")
+                          f"(scripts/setup.sh --gpu ...), or {instead}")
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
         if running != name:
@@ -103,6 +106,20 @@ def parse_gpu_idxs(text: str) -> list[int]:
 def gpus() -> list[tuple[str, tuple[int, int]]]:
     """(name, compute capability) of each GPU the backend sees; (0, 0) where the driver does not say."""
     return _impl().gpus()
+
+
+def gpu_build() -> str | None:
+    """The GPU build of the backend in use, as the user installed it ('tensorflow[and-cuda] 2.21.0', 'PyTorch
+    2.13.0+cu130 (CUDA 13.0 build)', 'jax-cuda12-plugin 0.10.2'), or None for a CPU-only build."""
+    return _impl().gpu_build()
+
+
+def hidden_gpus_hint() -> str:
+    """What to check when a GPU build sees no GPU: the driver, and the variables that hide GPUs if set."""
+    shown = [f"{k}={os.environ[k]!r}" for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+             if k in os.environ]
+    return ("check the GPU driver (nvidia-smi, or rocm-smi for AMD) and "
+            + (f"{', '.join(shown)}, which can hide GPUs" if shown else "that CUDA_VISIBLE_DEVICES does not hide them"))
 
 
 def has_gpu() -> bool:
@@ -295,6 +312,11 @@ def make_predict(fn: Callable) -> Callable:
 def peak_memory() -> int | None:
     """Peak bytes the backend has allocated on the (first) GPU, None on the CPU: for bench and gpu_check."""
     return _impl().peak_memory()
+
+
+def reset_peak_memory() -> None:
+    """Start peak_memory() afresh (TensorFlow, PyTorch; JAX keeps one peak per process), so each bench row is its own."""
+    _impl().reset_peak_memory()
 
 
 def optimizer_device(on_cpu: bool):

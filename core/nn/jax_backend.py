@@ -26,6 +26,17 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
     return caps
 
 
+def gpu_build() -> str | None:
+    """'jax-cuda12-plugin 0.10.2' (jax[cuda12], jax[cuda13], ROCm's plugin) when one is installed, else None."""
+    import importlib.metadata as md
+    import re
+    for dist in md.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if re.fullmatch(r"jax-(cuda|rocm)\d+-plugin", name):
+            return f"{name} {dist.version}"
+    return None
+
+
 def use_gpu(index: int) -> None:
     import jax
     jax.config.update("jax_default_device", jax.devices("gpu")[index])
@@ -37,6 +48,10 @@ def peak_memory() -> int | None:
         return None
     stats = jax.devices()[0].memory_stats() or {}
     return stats.get("peak_bytes_in_use")
+
+
+def reset_peak_memory() -> None:
+    """JAX has no reset: peak_bytes_in_use is the process's peak (bench measures each backend in its own process)."""
 
 
 def data_parallel(devices: list | None) -> int:

@@ -27,6 +27,25 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
     return found
 
 
+def gpu_build() -> str | None:
+    """'tensorflow[and-cuda] 2.21.0' when TensorFlow's CUDA libraries (its and-cuda extra) are installed, else None."""
+    import importlib.metadata as md
+    import re
+    try:
+        wanted = [re.match(r"[A-Za-z0-9_.\-]+", r)[0] for r in md.requires("tensorflow") or []
+                  if re.search(r"extra\s*==\s*['\"]and-cuda['\"]", r)]
+        version = md.version("tensorflow")
+    except md.PackageNotFoundError:
+        return None
+    for dist in wanted:
+        try:
+            md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+        return f"tensorflow[and-cuda] {version}"
+    return None
+
+
 def use_gpu(index: int) -> None:
     """Make GPU `index` the only one TensorFlow starts (before its devices are initialised)."""
     import tensorflow as tf
@@ -39,6 +58,12 @@ def peak_memory() -> int | None:
     if not physical_gpus():
         return None
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def reset_peak_memory() -> None:
+    import tensorflow as tf
+    if physical_gpus():
+        tf.config.experimental.reset_memory_stats("GPU:0")
 
 
 def data_parallel(devices: list | None) -> int:

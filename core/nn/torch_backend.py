@@ -2,8 +2,10 @@
 
 Keras on torch keeps each variable as a `torch.nn.Parameter`, so one step is: the loss in
 eager mode, `torch.autograd.grad` over the trained variables (no `.grad` left behind on the
-frozen ones), then the optimizer's update under `torch.no_grad()`. `torch.compile` is not
-tried yet, so `fuse_update` has no effect on this backend.
+frozen ones), then the optimizer's update under `torch.no_grad()`. All of it runs eagerly, so `fuse_update`
+has no effect on this backend. `torch.compile` was tried and is not offered (README "GPU and Keras
+backends" has the figures): compiling the loss made dynamo recompile Keras' layer hooks past its
+limit and the process crashed (a segmentation fault); compiling the update alone was slower on the CPU.
 """
 from __future__ import annotations
 
@@ -20,6 +22,16 @@ def gpus() -> list[tuple[str, tuple[int, int]]]:
             for i in range(torch.cuda.device_count())]
 
 
+def gpu_build() -> str | None:
+    """'PyTorch 2.13.0+cu130 (CUDA 13.0 build)' or its ROCm build; None for the CPU build (MPS is in every macOS build)."""
+    import torch
+    if getattr(torch.version, "hip", None):
+        return f"PyTorch {torch.__version__} (ROCm {torch.version.hip} build)"
+    if getattr(torch.version, "cuda", None):
+        return f"PyTorch {torch.__version__} (CUDA {torch.version.cuda} build)"
+    return None
+
+
 def use_gpu(index: int) -> None:
     """Keras on torch places tensors on "cuda", the current device: make it GPU `index` (MPS has one)."""
     import torch
@@ -30,6 +42,12 @@ def use_gpu(index: int) -> None:
 def peak_memory() -> int | None:
     import torch
     return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
+def reset_peak_memory() -> None:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
 
 
 def make_train_step(loss_fn: Callable, optimizer, variables: list, fuse_update: bool, frozen: list) -> Callable:

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     t.add_argument("--warmup", type=FRAME_COUNT, default=5, help="untimed iterations first (default 5)")
     t.add_argument("--faces", help="aligned faces folder used for both sides (default: extracted from a sample clip)")
     from core.nn.backend import BACKEND_CHOICES
-    t.add_argument("--backend", action="append", choices=BACKEND_CHOICES, dest="backends",
+    t.add_argument("--backend", action=_BackendsAction, choices=BACKEND_CHOICES, dest="backends",
                    help="Keras backend(s) to measure, each in its own process, side by side (default: the one in use, "
                         "VISAGE_BACKEND or tensorflow)")
     t.add_argument("--rows-json", help=argparse.SUPPRESS)       # a child of a several-backend bench writes its rows here
@@ -56,6 +56,16 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     register_merge(bsub)
     from mainscripts.bench.bench_telemetry import register as register_telemetry
     register_telemetry(bsub)
+
+
+class _BackendsAction(argparse._AppendAction):
+    """--backend X, repeatable: the list measured, and the first also runs this process (main's `args.backend`), so
+    that `bench train --backend torch` works where TensorFlow, the default, is not installed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        if getattr(namespace, "backend", None) is None:
+            namespace.backend = values
 
 
 def bench_train(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
     wait = model.batches.wait_seconds - wait0
     fixed = getattr(model, "step_inputs", batch_tuple)(next(model.batches))
     bare = []
-    for _ in range(max(5, iterations // 2)):
+    for _ in range(max(2, iterations // 2)):
         t0 = time.perf_counter()
         [float(x) for x in model._step(fixed)]          # float(): JAX returns before it has computed
         bare.append(time.perf_counter() - t0)
@@ -58,7 +58,7 @@ def _measure(model, iterations: int, warmup: int) -> dict:
 
 def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: dict) -> list[tuple]:
     """Rows of every model x batch x precision, on the backend this process runs."""
-    from core.nn.backend import backend_name, peak_memory
+    from core.nn.backend import backend_name, peak_memory, reset_peak_memory
     from models import model_class
     backend, rows = backend_name(), []
     for name in args.model or ["Quick96", "SAEHD"]:
@@ -79,6 +79,7 @@ def _measure_here(args: argparse.Namespace, faces: Path, tmp: Path, saehd_opts: 
                     sets = tmp / "xseg_faces"
                     if not sets.is_dir():
                         hull_labelled(faces, sets)
+                reset_peak_memory()
                 model = model_class(name)(tmp / f"m_{backend}_{name}_{bs}_{prec}", sets, sets, "bench", opts,
                                           silent_start=True)
                 if name == "Quick96":             # fixed at 4 in training; varied here to measure

@@ -95,3 +95,18 @@ def test_doctor_names_the_backend_in_use_and_the_others_installed():
     assert re.search(r"^ok +backend tensorflow +TensorFlow [0-9.]+ installed: --backend tensorflow$", out, re.M), out
     assert re.search(r"^ok +backend torch +PyTorch [0-9.+a-z]+ installed: --backend torch$", out, re.M), out
     assert re.search(r"^ok +(GPU +none found by jax|GPU 0 )", out, re.M), out
+
+
+def test_a_backend_not_installed_is_one_line_naming_one_that_is(monkeypatch):
+    import importlib.util
+    from core.errors import VisageError
+    from core.nn import backend
+    real = importlib.util.find_spec
+    for absent, instead in (("tensorflow", "use an installed one: --backend torch"),   # a machine without TensorFlow
+                            ("jax", "use --backend tensorflow")):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _absent=absent: None if name == _absent
+                            else real(name, *a))
+        with pytest.raises(VisageError) as e:
+            backend.choose_backend(absent)
+        assert str(e.value).endswith(f"is not installed: see the README's GPU section (scripts/setup.sh --gpu ...), "
+                                     f"or {instead}"), e.value

@@ -60,6 +60,10 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1; shift ;;
     --gpu) GPU="${2:-}"; shift $(( $# > 1 ? 2 : 1 )) ;;
     --gpu=*) GPU="${1#--gpu=}"; shift ;;
+    -h|--help) sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+               echo "Usage: setup.sh [REQUIREMENTS_FILE] [--gpu nvidia|amd|apple|none] [--dry-run] [--find-python]"; exit 0 ;;
+    -*) [ "$1" = --find-python ] || { echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2; }
+        ARGS+=("$1"); shift ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done

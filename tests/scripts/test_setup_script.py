@@ -72,3 +72,17 @@ def test_real_path_with_an_old_python3_first(tmp_path):
         assert out.stdout.strip() == "True"
     else:
         assert len(proc.stderr.strip().splitlines()) == 1 and "found 3.10 at" in proc.stderr
+
+
+def test_help_and_unknown_options_touch_nothing(tmp_path):
+    """`--help` prints the usage; an unknown option is one line; neither makes a venv or reads a file named like it."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(SETUP, repo / "scripts" / "setup.sh")
+    run = lambda *a: subprocess.run([shutil.which("bash"), str(repo / "scripts" / "setup.sh"), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    shown = run("--help")
+    assert shown.returncode == 0 and "Usage: setup.sh [REQUIREMENTS_FILE]" in shown.stdout and "--dry-run" in shown.stdout
+    wrong = run("--bogus")
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "setup.sh: unknown option '--bogus' (see --help)"
+    assert sorted(p.name for p in repo.iterdir()) == ["scripts"]

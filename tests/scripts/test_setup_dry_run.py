@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.setup_copy import copy_setup
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or platform.system() != "Linux",
                                 reason="needs bash on Linux")
@@ -32,10 +34,7 @@ EXPECTED = {
 @pytest.fixture
 def root(tmp_path) -> Path:
     """A copy of setup.sh and the requirements, and a fake `uname` that says which OS this is."""
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(REPO / "scripts" / "setup.sh", tmp_path / "scripts")
-    for req in ("requirements.txt", "requirements-dev.txt"):
-        shutil.copy(REPO / req, tmp_path)
+    copy_setup(tmp_path)
     (tmp_path / "bin").mkdir()
     return tmp_path
 

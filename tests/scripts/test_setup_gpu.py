@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.setup_copy import copy_setup
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or platform.system() != "Linux",
                                 reason="needs bash on Linux")
@@ -18,10 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None or platform.system(
 @pytest.fixture
 def root(tmp_path) -> Path:
     """A copy of the repo's setup.sh and requirements with a fake venv python that logs what it is asked."""
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(REPO / "scripts" / "setup.sh", tmp_path / "scripts")
-    for req in ("requirements.txt", "requirements-dev.txt"):
-        shutil.copy(REPO / req, tmp_path)
+    copy_setup(tmp_path)
     py = tmp_path / ".venv" / "bin" / "python"
     py.parent.mkdir(parents=True)
     py.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/pip.log\n')

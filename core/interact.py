@@ -29,12 +29,14 @@ def log_info(msg: str) -> None:
     print(msg, flush=True)
 
 
-def log_warn(msg: str) -> None:
-    print(f"{Fore.YELLOW}warning: {msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
+def log_warn(msg: str, tag: bool = True) -> None:
+    """A yellow line on stderr, "warning: " first unless the line names its status itself (tag=False)."""
+    print(f"{Fore.YELLOW}{'warning: ' if tag else ''}{msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
 
 
-def log_err(msg: str) -> None:
-    print(f"{Fore.RED}error: {msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
+def log_err(msg: str, tag: bool = True) -> None:
+    """A red line on stderr, "error: " first unless the line names its status itself (tag=False)."""
+    print(f"{Fore.RED}{'error: ' if tag else ''}{msg}{Style.RESET_ALL}", file=sys.stderr, flush=True)
 
 
 def _ask(prompt: str, default: T, parse: Callable[[str], T], help_text: str, shown: str, hint: str = "") -> T:

@@ -36,9 +36,9 @@ def cli(args: argparse.Namespace) -> int:
             line = f"{status:<7} {what:<26} {detail}"
             if status == "MISSING":
                 missing += 1
-                interact.log_err(line)
+                interact.log_err(line, tag=False)
             elif status == "warn":
-                interact.log_warn(line)
+                interact.log_warn(line, tag=False)
             else:
                 interact.log_info(line)
     if missing:

@@ -62,7 +62,7 @@ def test_a_gpu_build_that_sees_no_gpu_is_one_warning_and_exit_0(tmp_path, monkey
     out, err = capsys.readouterr()
     warned = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in err.splitlines() if "GPU" in line]
     tf = importlib.metadata.version("tensorflow")
-    assert warned == [f"warning: warn    GPU                        tensorflow[and-cuda] {tf} is installed, but "
+    assert warned == [f"warn    GPU                        tensorflow[and-cuda] {tf} is installed, but "
                       "tensorflow sees no GPU: check the GPU driver (nvidia-smi, or rocm-smi for AMD) and "
                       "CUDA_VISIBLE_DEVICES='-1', which can hide GPUs; training runs on the CPU"], err
     assert not re.search(r"^ok +GPU", out, re.M) and "missing" not in err

@@ -111,8 +111,11 @@ def _up(x: Any, ch: int, name: str) -> Any:
     return FRNTLU(name=f"{name}_frn")(x)
 
 
-def build_xseg(resolution: int, base_ch: int = BASE_CH) -> keras.Model:
-    """The network: (N, res, res, 3) BGR in [0, 1] -> (N, res, res, 1) mask logits (float32)."""
+def build_xseg(resolution: int, base_ch: int = BASE_CH, pretrain: bool = False) -> keras.Model:
+    """The network: (N, res, res, 3) BGR in [0, 1] -> (N, res, res, 1) mask logits (float32).
+
+    `pretrain`: DFL's pretraining forward, the same layers and weights with every skip connection
+    replaced by zeros (so the image must pass the dense bottleneck)."""
     if resolution % RES_STEP:
         raise ValueError(f"XSeg resolution must be a multiple of {RES_STEP}, got {resolution}")
     b = base_ch
@@ -129,14 +132,15 @@ def build_xseg(resolution: int, base_ch: int = BASE_CH) -> keras.Model:
             skips.append(x)
             x = BlurPool(filt, name=f"bp{level}")(x)
         low = resolution // RES_STEP
-        x = layers.Flatten()(x)
+        x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(BOTTLENECK, name="dense1")(x)
         x = layers.Dense(low * low * 8 * b, name="dense2")(x)
-        x = layers.Reshape((low, low, 8 * b))(x)
+        x = layers.Reshape((low, low, 8 * b), name="reshape")(x)
         for k, (ch, up_ch, n) in enumerate(up):
             level = DOWNSCALES - 1 - k
             x = _up(x, up_ch, f"up{level}")
-            x = layers.Concatenate()([x, skips[level]])
+            skip = ops.zeros_like(skips[level]) if pretrain else skips[level]
+            x = layers.Concatenate()([x, skip])
             for i in range(n):
                 x = _block(x, ch, f"uconv{level}{n - i}")
         logits = layers.Conv2D(1, 3, padding="same", name="out_conv", dtype="float32")(x)

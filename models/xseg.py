@@ -67,6 +67,20 @@ def pretrain_loss(targets, pred, resolution: int):
     return loss
 
 
+def legacy_weights(files, net) -> list[np.ndarray] | None:
+    """A save from before FRN's learned epsilon (three weights per FRN, not DFL's four): its arrays with
+    each epsilon at DFL's initial 1e-6, in `net`'s order; None for any other save."""
+    arrays = files.load_arrays(PART) if files.generation else None
+    eps = [v.path.endswith("/eps") for v in net.weights]
+    if arrays is None or len(arrays) != len(eps) - sum(eps):
+        return None
+    old = iter(arrays[k] for k in sorted(arrays))
+    out = [np.full((1,), 1e-6, np.float32) if e else next(old) for e in eps]
+    if [a.shape for a in out] != [tuple(v.shape) for v in net.weights]:
+        return None
+    return out
+
+
 def mask_logits_loss(masks, logits):
     """Per-sample sigmoid cross-entropy of the logits against the 0/1 label mask (keras.ops)."""
     import keras.ops as K
@@ -104,6 +118,19 @@ class XSegModel(ModelBase):
             self.iter, self.loss_history = 0, []
             interact.log_info("Pretraining is off: iteration reset to 0, training on the labelled faces "
                               "from the pretrained weights")
+        return []
+
+    def _load_weights(self) -> list[str]:
+        old = legacy_weights(self.files, self.parts[PART])
+        if old is None:
+            return super()._load_weights()
+        from core.nn.optimizers import load_optimizer_state
+        self.parts[PART].set_weights(old)
+        state = self.files.load_arrays("optimizer")
+        if state is not None:                 # every slot but the epsilons'
+            load_optimizer_state(self.optimizer, state, strict=False)
+        interact.log_info("XSeg model saved before FRN's learned epsilon (DeepFaceLab's layout): its epsilons "
+                          "start at 1e-6, as they did; the next save is in the new layout")
         return []
 
     def build(self) -> None:
@@ -189,8 +216,10 @@ class XSegPredictor:
         self.face_type = face_type_from_str(options["face_type"])
         self.iteration = generation.data.get("iter", 0)
         net = build_xseg(self.resolution)
-        missing = files.load_parts({PART: net})
-        if missing:
+        old = legacy_weights(files, net)
+        if old is not None:
+            net.set_weights(old)
+        if old is None and files.load_parts({PART: net}):
             raise VisageError(f"XSeg model {name} has no saved weights; train it first")
         self.title = f"{name}_XSeg"
         import keras.ops as K

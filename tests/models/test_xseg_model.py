@@ -189,3 +189,42 @@ def test_pretrain_needs_no_labels_and_switching_it_off_restarts_at_iteration_0(s
     with np.load(model / "x_XSeg_XSeg.npz") as z:
         moved = max(np.abs(z[k] - v).max() for k, v in pretrained.items())
     assert 0 < moved < 0.01             # one RMSprop step (lr 1e-4) on; fresh weights would be ~0.1 away
+
+
+def test_a_save_from_before_frns_learned_epsilon_still_loads(src_faceset, dst_faceset, tmp_path):
+    """XSeg saves made before FRN gained DFL's learned epsilon (three weights per FRN) load with each epsilon
+    at 1e-6, which is what those models computed with: the same masks, and training resumes."""
+    from models.model_files import ModelFiles
+    from models.xseg import PART, XSegModel, XSegPredictor
+    tex = [cv2.imread(str(p)) for p in sorted(dst_faceset.glob("*.jpg"))[:2]]
+    label_faces(sorted(src_faceset.glob("*.jpg"))[:3], tex, tmp_path / "faces", seed=6)
+    faces = np.stack([cv2.imread(str(p)) for p in sorted((tmp_path / "faces").glob("*.jpg"))]).astype(np.float32)
+    model = XSegModel(tmp_path / "m", tmp_path / "faces", tmp_path / "faces", "x", {"resolution": 64, "precision": "fp32"},
+                      silent_start=True, workers=1)
+    try:
+        model.save()
+        eps = [i for i, v in enumerate(model.parts[PART].weights) if v.path.endswith("/eps")]
+    finally:
+        model.batches.close()
+        model.lock.release()
+    pred = XSegPredictor(tmp_path / "m")
+    want = pred.masks(cv2.resize(faces[0], (64, 64))[None] / 255.0)
+    pred.close()
+
+    files = ModelFiles(tmp_path / "m", "x", "XSeg")
+    files.generation = files.load_generation()
+    arrays = files.load_arrays(PART)
+    kept = [arrays[k] for i, k in enumerate(sorted(arrays)) if i not in eps]
+    state = {k: v for k, v in files.load_arrays("optimizer").items() if "_eps_" not in k}
+    assert len(eps) == 36 and len(state) < len(files.load_arrays("optimizer"))
+    files.save({PART: {f"{i:04d}": a for i, a in enumerate(kept)}, "optimizer": state}, files.generation.data)
+
+    pred = XSegPredictor(tmp_path / "m")
+    assert np.array_equal(pred.masks(cv2.resize(faces[0], (64, 64))[None] / 255.0), want)
+    pred.close()
+    model = XSegModel(tmp_path / "m", tmp_path / "faces", tmp_path / "faces", "x", {}, silent_start=True, workers=1)
+    try:
+        assert model.train_iteration() and model.iter == 1
+    finally:
+        model.batches.close()
+        model.lock.release()

@@ -15,6 +15,13 @@ RUN INSIDE DEEPFACELAB'S VENV (not Visage's), with DFL's checkout on the path:
         (its pretrain forward, skip connections zeroed).
 
 Faces: `faces_wf256` of faces.npz, BGR float 0..1. No DeepFaceLab code is copied here; this only calls it.
+
+The other files of xseg/ come from an XSeg model DeepFaceLab trained itself (main.py train --model XSeg,
+answers wf / 4 / n, 7 iterations on a make_faceset.py set, by shared/tools/dfl-baseline/bench.py):
+XSeg_data.dat is its data.dat re-pickled without `sample_for_preview` (10 MB of preview faces), and
+dfl_xseg_256_layout.json the [key, shape] of each array of its XSeg_256.npy, in the file's order.
+That model's 70 MB of weights are not kept; `model` above measured it once (README, "Bring your
+DeepFaceLab model").
 """
 import os
 import sys

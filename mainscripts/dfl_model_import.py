@@ -14,8 +14,10 @@ Two layouts differ between the programs and are converted, not copied: DeepFaceL
 the encoder's output and reshapes inter's dense output in channel-first order (it keeps its
 saves portable between NCHW and NHWC), Visage in Keras' NHWC order, so the rows of inter's
 first dense kernel and the columns of its second are permuted. Not converted: the optimizer
-state (`*_opt.npy`: Visage's optimizer starts fresh, as after deleting DFL's opt file) and the
-GAN / true-face discriminators (re-initialised when their power is on).
+state of SAEHD / AMP / Quick96 (`*_opt.npy`: Visage's optimizer starts fresh, as after deleting
+DFL's opt file) and the GAN / true-face discriminators (re-initialised when their power is on).
+XSeg models (`XSeg_data.dat`, `XSeg_256.npy`, `XSeg_256_opt.npy`) convert with their optimizer
+state: mainscripts/dfl_xseg_import.py.
 """
 from __future__ import annotations
 
@@ -29,19 +31,22 @@ import numpy as np
 from core.errors import VisageError
 
 # DeepFaceLab's model classes that Visage converts, by DFL's file-name class.
-CONVERTIBLE = ("SAEHD", "AMP", "Quick96")
+CONVERTIBLE = ("SAEHD", "AMP", "Quick96", "XSeg")
 DFL_CLASSES = ("SAEHD", "AMP", "Quick96", "XSeg")
 _DATA = re.compile(r"(.+)_(" + "|".join(DFL_CLASSES) + r")_data\.dat")
 REMEDY = "copy the model folder again from DeepFaceLab"
 
 
 def find_dfl_models(model_dir: Path) -> list[tuple[str, str]]:
-    """(name, DFL model class) of every `<name>_<Model>_data.dat` in the folder."""
+    """(name, DFL model class) of every `<name>_<Model>_data.dat` in the folder; DFL's XSeg writes
+    `XSeg_data.dat`, with no name (given as '')."""
     found = []
     for p in sorted(model_dir.glob("*_data.dat")):
         m = _DATA.fullmatch(p.name)
         if m:
             found.append((m.group(1), m.group(2)))
+        elif p.name == "XSeg_data.dat":
+            found.append(("", "XSeg"))
     return found
 
 
@@ -169,6 +174,9 @@ def import_dfl_model(model_dir: Path, name: str, dfl_class: str, output_dir: Pat
     if dfl_class not in CONVERTIBLE:
         raise VisageError(f"{title}: importing DeepFaceLab {dfl_class} models is not supported yet "
                           f"(supported: {', '.join(CONVERTIBLE)})")
+    if dfl_class == "XSeg":                      # its own files and optimizer: mainscripts/dfl_xseg_import.py
+        from mainscripts.dfl_xseg_import import import_dfl_xseg
+        return import_dfl_xseg(model_dir, name, output_dir)
     cls = model_class(dfl_class)
     if output_dir.is_dir() and name in list_models(output_dir, cls.CLASS_NAME):
         raise VisageError(f"{title}: {output_dir} already holds a Visage model of that name; give another "

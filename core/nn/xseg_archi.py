@@ -8,8 +8,17 @@ width 32 channels, doubling to 256. DFL fixes the resolution at 256 (4x4 bottlen
 any multiple of 64 builds, so tests and small CPUs can train at 64 or 128.
 
 FRN (filter response normalisation) divides each channel by the root mean square over the
-image, with learned scale and shift, and TLU is max(x, tau) with a learned tau: unlike
-batch norm both work per sample, which is what makes batch 4 train well.
+image (plus |eps|, a learned scalar per layer starting at 1e-6, as DFL's), with learned scale
+and shift, and TLU is max(x, tau) with a learned tau: unlike batch norm both work per sample,
+which is what makes batch 4 train well.
+
+Layer for layer it is DeepFaceLab's nn.XSeg (core/leras/models/XSeg.py): the same blocks in
+the same order with the same shapes. Keras names cannot hold '/', so DFL's `conv01/conv`
+is the layer `conv01_conv` here and DFL's `conv01/frn` + `conv01/tlu` one fused layer
+`conv01_frn` whose weights come in DFL's order: `gamma` (DFL frn/weight), `beta` (frn/bias),
+`eps` (frn/eps), `tau` (tlu/tau); mainscripts/dfl_model_import.py maps the names. One layout
+differs and is converted on import: DFL flattens before dense1 and reshapes after dense2 in
+channel-first order, Keras channel-last.
 
 Under the TensorFlow backend FRN + TLU and BlurPool's gradient run as the fused kernels of
 core/nn/xseg_fused_tf.py (the same maths; the keras.ops code here is slower there by half a
@@ -45,14 +54,15 @@ class FRNTLU(layers.Layer):
         ch = input_shape[-1]
         self.gamma = self.add_weight(name="gamma", shape=(ch,), initializer="ones")
         self.beta = self.add_weight(name="beta", shape=(ch,), initializer="zeros")
+        self.eps = self.add_weight(name="eps", shape=(1,), initializer=keras.initializers.Constant(self.epsilon))
         self.tau = self.add_weight(name="tau", shape=(ch,), initializer="zeros")
 
     def call(self, x: Any) -> Any:
         if _fused():
             from core.nn.xseg_fused_tf import frn_tlu
-            return ops.cast(frn_tlu(x, self.gamma, self.beta, self.tau, self.epsilon), self.compute_dtype)
+            return ops.cast(frn_tlu(x, self.gamma, self.beta, self.eps, self.tau), self.compute_dtype)
         nu2 = ops.mean(ops.square(ops.cast(x, "float32")), axis=(1, 2), keepdims=True)
-        x = ops.cast(x, "float32") * ops.rsqrt(nu2 + self.epsilon)
+        x = ops.cast(x, "float32") * ops.rsqrt(nu2 + ops.abs(ops.cast(self.eps, "float32")))
         x = ops.maximum(x * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32"),
                         ops.cast(self.tau, "float32"))
         return ops.cast(x, self.compute_dtype)
@@ -101,8 +111,11 @@ def _up(x: Any, ch: int, name: str) -> Any:
     return FRNTLU(name=f"{name}_frn")(x)
 
 
-def build_xseg(resolution: int, base_ch: int = BASE_CH) -> keras.Model:
-    """The network: (N, res, res, 3) BGR in [0, 1] -> (N, res, res, 1) mask logits (float32)."""
+def build_xseg(resolution: int, base_ch: int = BASE_CH, pretrain: bool = False) -> keras.Model:
+    """The network: (N, res, res, 3) BGR in [0, 1] -> (N, res, res, 1) mask logits (float32).
+
+    `pretrain`: DFL's pretraining forward, the same layers and weights with every skip connection
+    replaced by zeros (so the image must pass the dense bottleneck)."""
     if resolution % RES_STEP:
         raise ValueError(f"XSeg resolution must be a multiple of {RES_STEP}, got {resolution}")
     b = base_ch
@@ -119,14 +132,15 @@ def build_xseg(resolution: int, base_ch: int = BASE_CH) -> keras.Model:
             skips.append(x)
             x = BlurPool(filt, name=f"bp{level}")(x)
         low = resolution // RES_STEP
-        x = layers.Flatten()(x)
+        x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(BOTTLENECK, name="dense1")(x)
         x = layers.Dense(low * low * 8 * b, name="dense2")(x)
-        x = layers.Reshape((low, low, 8 * b))(x)
+        x = layers.Reshape((low, low, 8 * b), name="reshape")(x)
         for k, (ch, up_ch, n) in enumerate(up):
             level = DOWNSCALES - 1 - k
             x = _up(x, up_ch, f"up{level}")
-            x = layers.Concatenate()([x, skips[level]])
+            skip = ops.zeros_like(skips[level]) if pretrain else skips[level]
+            x = layers.Concatenate()([x, skip])
             for i in range(n):
                 x = _block(x, ch, f"uconv{level}{n - i}")
         logits = layers.Conv2D(1, 3, padding="same", name="out_conv", dtype="float32")(x)

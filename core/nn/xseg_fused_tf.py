@@ -5,7 +5,8 @@ each activation forward and some twenty backward (square, mean, rsqrt, multiplie
 maximum's two selects, the broadcast gradients' sums, casts): in XSeg at 256 px, batch 4,
 bf16, they took about half of the training step. Here the forward and a hand-written
 backward are each one XLA-compiled function (a reduction and an elementwise pass); the
-backward recomputes the normalised input from x instead of keeping it.
+backward recomputes the normalised input from x instead of keeping it, and gives FRN's learned
+epsilon its gradient too.
 
 BlurPool's forward stays TensorFlow's depthwise convolution; its gradient, which TensorFlow
 computes slowly in bf16 (about 14x the fp32 time), is the same transposed depthwise
@@ -24,19 +25,19 @@ import tensorflow as tf
 
 def _normalised(x, gamma, beta, eps):
     x32 = tf.cast(x, tf.float32)
-    r = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=(1, 2), keepdims=True) + eps)
+    r = tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=(1, 2), keepdims=True) + tf.abs(eps))
     xn = x32 * r
     return xn, r, xn * gamma + beta
 
 
 @tf.function(jit_compile=True)
-def _frn_tlu_forward(x, gamma, beta, tau, eps):
+def _frn_tlu_forward(x, gamma, beta, eps, tau):
     _, _, z = _normalised(x, gamma, beta, eps)
     return tf.cast(tf.maximum(z, tau), x.dtype)
 
 
 @tf.function(jit_compile=True)
-def _frn_tlu_backward(dy, x, gamma, beta, tau, eps):
+def _frn_tlu_backward(dy, x, gamma, beta, eps, tau):
     xn, r, z = _normalised(x, gamma, beta, eps)
     dy = tf.cast(dy, tf.float32)
     through = z >= tau                  # the side TensorFlow's Maximum gradient picks on a tie
@@ -45,20 +46,24 @@ def _frn_tlu_backward(dy, x, gamma, beta, tau, eps):
     dgamma = tf.reduce_sum(dz * xn, axis=(0, 1, 2))
     dbeta = tf.reduce_sum(dz, axis=(0, 1, 2))
     dxn = dz * gamma
-    dx = r * (dxn - xn * tf.reduce_mean(dxn * xn, axis=(1, 2), keepdims=True))
-    return tf.cast(dx, x.dtype), dgamma, dbeta, dtau
+    dxn_xn = tf.reduce_mean(dxn * xn, axis=(1, 2), keepdims=True)
+    dx = r * (dxn - xn * dxn_xn)
+    # d r / d|eps| = -r^3 / 2 and dL/dr = sum_hw(dxn * x) = HW * dxn_xn / r, per sample and channel
+    hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+    deps = tf.reshape(-0.5 * hw * tf.reduce_sum(tf.square(r) * dxn_xn), (1,)) * tf.sign(eps)
+    return tf.cast(dx, x.dtype), dgamma, dbeta, deps, dtau
 
 
-def frn_tlu(x, gamma, beta, tau, eps: float):
-    """max(gamma * x / sqrt(mean_hw(x^2) + eps) + beta, tau) per channel of NHWC `x`; float32 parameters."""
-    eps = tf.constant(eps, tf.float32)
+def frn_tlu(x, gamma, beta, eps, tau):
+    """max(gamma * x / sqrt(mean_hw(x^2) + |eps|) + beta, tau) per channel of NHWC `x`; float32 parameters
+    (`eps` of shape (1,), learned, as DeepFaceLab's FRN)."""
 
     @tf.custom_gradient
-    def f(x, gamma, beta, tau):
+    def f(x, gamma, beta, eps, tau):
         def grad(dy):
-            return _frn_tlu_backward(dy, x, gamma, beta, tau, eps)
-        return _frn_tlu_forward(x, gamma, beta, tau, eps), grad
-    return f(x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), tf.cast(tau, tf.float32))
+            return _frn_tlu_backward(dy, x, gamma, beta, eps, tau)
+        return _frn_tlu_forward(x, gamma, beta, eps, tau), grad
+    return f(x, *(tf.cast(v, tf.float32) for v in (gamma, beta, eps, tau)))
 
 
 def _blur_kernels(kernel2d: np.ndarray, pad: tuple[int, int]):

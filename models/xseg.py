@@ -29,6 +29,10 @@ XSEG_OPTIONS = (
            "on a CPU with coarser edges.", prompt="Resolution", lo=64, hi=512, locked=True),
     Option("batch_size", int, 4, "Faces per iteration. Bigger generalises better but needs more memory.",
            prompt="Batch_size", lo=2, hi=16),
+    Option("paste_occluders", bool, True, "Paste the labelled occluders (what your exclude polygons cover) of one "
+           "face onto other faces in training, turned, scaled and recoloured, with the mask cut under them: the "
+           "few occluders you labelled are seen at many places, so unseen ones are excluded better. Not in "
+           "DeepFaceLab; n = DeepFaceLab's sampler.", prompt="Paste labelled occluders"),
 )
 LEARNING_RATE, LR_DROPOUT = 1e-4, 0.3
 PART = "XSeg"
@@ -79,7 +83,8 @@ class XSegModel(ModelBase):
     def make_batches(self):
         from samplelib.xseg_sampler import XSegBatches
         return XSegBatches([self.face_dirs["src"], self.face_dirs["dst"]], self.net["face_type"], self.net["resolution"],
-                           self.options["batch_size"], seed=self.iter)
+                           self.options["batch_size"], seed=self.iter,
+                           paste_occluders=self.options["paste_occluders"])
 
     def losses(self, batch):
         import keras.ops as K

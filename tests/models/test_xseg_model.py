@@ -120,3 +120,19 @@ def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path, 
         excluded.append((~pred & o).sum() / o.sum())
     assert np.mean(ious) > 0.7, ious
     assert np.mean(excluded) > 0.5, excluded
+
+
+@pytest.mark.parametrize("given, expected", [({}, True), ({"paste_occluders": "n"}, False)])
+def test_paste_occluders_option_reaches_the_sampler_and_is_saved(src_faceset, dst_faceset, tmp_path, given, expected):
+    from models.xseg import XSegModel
+    tex = [cv2.imread(str(p)) for p in sorted(dst_faceset.glob("*.jpg"))[:2]]
+    label_faces(sorted(src_faceset.glob("*.jpg"))[:3], tex, tmp_path / "l", seed=3)
+    model = XSegModel(tmp_path / "m", tmp_path / "l", tmp_path / "l", "x", {"resolution": "64", **given},
+                      silent_start=True)
+    try:
+        assert model.options["paste_occluders"] is expected
+        assert len(model.batches.donors) == (3 if expected else 0)
+        model.save()
+    finally:
+        model.close()
+    assert json.loads((tmp_path / "m" / "x_XSeg_data.json").read_text())["options"]["paste_occluders"] is expected

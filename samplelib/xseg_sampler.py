@@ -14,8 +14,8 @@ rasterised in the same crop, and kept in memory; every draw then augments that c
 - with 25 % chance each, inside a random faded circle: sharpen or blur, a nearest or
   bilinear down-and-up scale, JPEG compression.
 
-With `paste_occluders` (an XSeg option; DeepFaceLab's sampler has no such step) half the
-draws also get a labelled occluder of another face pasted on before the warp (copy-paste
+With `paste_occluders` (an XSeg option; DeepFaceLab's sampler has no such step) a quarter
+of the draws also get a labelled occluder of another face pasted on before the warp (copy-paste
 augmentation, Ghiasi et al. 2021): the pixels inside that face's exclude polygons, turned,
 scaled, flipped and colour-jittered, placed over a random point of this face's mask, and
 the mask set to 0 under them. The labels' few occluders then appear at many places, sizes
@@ -46,7 +46,8 @@ NO_LABELS = ("no faces with XSeg polygons in {dirs}: label some faces first with
              "(step 5.XSeg) data_src/data_dst mask - edit)")
 
 
-PASTE_CHANCE = 0.5              # share of draws that get another face's labelled occluder pasted on
+PASTE_CHANCE = 0.25             # share of draws that get another face's occluder pasted on (0.5 excluded
+                                # no better and cost IoU at 2000 and 4000 iterations: README, XSeg masks)
 PASTE_SCALE = (0.75, 1.25)      # its size relative to where it was labelled
 MIN_OCCLUDER_SHARE = 0.002      # exclude regions smaller than this share of the crop are not pasted
 

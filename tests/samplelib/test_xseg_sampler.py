@@ -62,7 +62,7 @@ def test_paste_recolours_the_occluder(labelled_dir):
 
 
 def test_batches_paste_only_with_the_option(labelled_dir, monkeypatch):
-    """With the option about half the draws get another face's occluder pasted on; without it none (DFL's sampler)."""
+    """With the option some draws (PASTE_CHANCE) get another face's occluder pasted on; without it none (DFL's)."""
     real, pasted = xseg_sampler.paste_occluder, []
 
     def spy(img, mask, donor, rng, jitter=True):
@@ -85,7 +85,7 @@ def test_batches_paste_only_with_the_option(labelled_dir, monkeypatch):
         finally:
             batches.close()
     assert counts[False] == []
-    assert 8 <= len(counts[True]) <= 32 and min(counts[True]) > 0, counts[True]
+    assert 4 <= len(counts[True]) <= 30 and min(counts[True]) > 0, counts[True]          # of 40 draws
 
 
 def test_a_face_never_gets_its_own_occluder(labelled_dir, monkeypatch):

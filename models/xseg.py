@@ -42,6 +42,10 @@ XSEG_OPTIONS = (
            "needed): the network learns to redraw each face through its bottleneck, then learns your labels "
            "faster. Turning it off restarts at iteration 0 with the pretrained weights.",
            prompt="Enable pretraining mode"),
+    Option("paste_occluders", bool, True, "Paste the labelled occluders (what your exclude polygons cover) of one "
+           "face onto other faces in training, turned, scaled and recoloured, with the mask cut under them: the "
+           "few occluders you labelled are seen at many places, so unseen ones are excluded better. Not in "
+           "DeepFaceLab; n = DeepFaceLab's sampler.", prompt="Paste labelled occluders"),
 )
 LEARNING_RATE, LR_DROPOUT = 1e-4, 0.3
 PART = "XSeg"
@@ -157,7 +161,8 @@ class XSegModel(ModelBase):
                                        self.options["batch_size"], workers=self.workers, seed=self.iter)
         from samplelib.xseg_sampler import XSegBatches
         return XSegBatches([self.face_dirs["src"], self.face_dirs["dst"]], self.net["face_type"], self.net["resolution"],
-                           self.options["batch_size"], seed=self.iter)
+                           self.options["batch_size"], seed=self.iter,
+                           paste_occluders=self.options["paste_occluders"])
 
     def losses(self, batch):
         import keras.ops as K

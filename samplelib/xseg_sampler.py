@@ -14,6 +14,13 @@ rasterised in the same crop, and kept in memory; every draw then augments that c
 - with 25 % chance each, inside a random faded circle: sharpen or blur, a nearest or
   bilinear down-and-up scale, JPEG compression.
 
+With `paste_occluders` (an XSeg option; DeepFaceLab's sampler has no such step) a quarter
+of the draws also get a labelled occluder of another face pasted on before the warp (copy-paste
+augmentation, Ghiasi et al. 2021): the pixels inside that face's exclude polygons, turned,
+scaled, flipped and colour-jittered, placed over a random point of this face's mask, and
+the mask set to 0 under them. The labels' few occluders then appear at many places, sizes
+and colours, so the net learns that whatever covers the face is not face.
+
 A background thread fills a small queue while the train step runs (OpenCV and the step
 both release the GIL); `wait_seconds` counts how long the trainer waited for samples.
 """
@@ -31,7 +38,7 @@ import numpy as np
 from core.errors import VisageError
 from core.facelib.face_meta import extract
 from core.facelib.face_type import FaceType
-from core.facelib.xseg_polys import polys_from_meta, polys_mask, transform_polys
+from core.facelib.xseg_polys import Poly, polys_from_meta, polys_mask, transform_polys
 from core.imagelib.hsv import random_hsv_shift
 from core.imagelib.warp import gen_warp_params, warp_by_params
 
@@ -39,11 +46,24 @@ NO_LABELS = ("no faces with XSeg polygons in {dirs}: label some faces first with
              "(step 5.XSeg) data_src/data_dst mask - edit)")
 
 
-class LabelledFace:
-    __slots__ = ("name", "image", "mask")
+PASTE_CHANCE = 0.25             # share of draws that get another face's occluder pasted on (0.5 excluded
+                                # no better and cost IoU at 2000 and 4000 iterations: README, XSeg masks)
+PASTE_SCALE = (0.75, 1.25)      # its size relative to where it was labelled
+MIN_OCCLUDER_SHARE = 0.002      # exclude regions smaller than this share of the crop are not pasted
 
-    def __init__(self, name: str, image: np.ndarray, mask: np.ndarray):
+
+class LabelledFace:
+    __slots__ = ("name", "image", "mask", "exclude")
+
+    def __init__(self, name: str, image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None):
         self.name, self.image, self.mask = name, image, mask
+        self.exclude = exclude          # (res, res) 0/1: inside the face's exclude polygons; None without any
+
+
+def exclude_region(polys, res: int) -> np.ndarray | None:
+    """(res, res) 0/1 mask of the area inside the exclude polygons (already in crop pixels), or None."""
+    cuts = [Poly("include", p.points) for p in polys if p.kind == "exclude"]
+    return polys_mask((res, res), cuts) if cuts else None
 
 
 def load_labelled(dirs: list[Path], face_type: FaceType, resolution: int) -> list[LabelledFace]:
@@ -52,7 +72,7 @@ def load_labelled(dirs: list[Path], face_type: FaceType, resolution: int) -> lis
     from samplelib.sample import sample_from_meta
     from samplelib.sample_processor import crop_matrix, resample
     faces = []
-    for d in dirs:
+    for d in dict.fromkeys(Path(d).resolve() for d in dirs):       # one folder given as both sets is read once
         for path, data, entry in read_faceset(d):
             meta = extract(data, name=str(path))
             if meta is None or not meta.seg_ie_polys:
@@ -64,8 +84,10 @@ def load_labelled(dirs: list[Path], face_type: FaceType, resolution: int) -> lis
             sample = sample_from_meta(path, meta, img.shape[1], entry)
             mat = crop_matrix(sample, face_type, resolution)
             crop = resample(img, mat, resolution, border_replicate=True).astype(np.float32) / 255.0
-            mask = polys_mask((resolution, resolution), transform_polys(polys, mat))
-            faces.append(LabelledFace(Path(path).name, np.clip(crop, 0, 1), mask[..., None]))
+            crop_polys = transform_polys(polys, mat)
+            mask = polys_mask((resolution, resolution), crop_polys)
+            faces.append(LabelledFace(Path(path).name, np.clip(crop, 0, 1), mask[..., None],
+                                      exclude_region(crop_polys, resolution)))
     if not faces:
         raise VisageError(NO_LABELS.format(dirs=" or ".join(str(d) for d in dirs)))
     return faces
@@ -121,16 +143,59 @@ def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def augment(face: LabelledFace, pool: list[LabelledFace], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One training pair (image, mask) from `face`, with a background from `pool` half the time."""
+def _colour_jitter(img: np.ndarray, rng: np.random.Generator, hsv_power: float) -> np.ndarray:
+    return random_hsv_shift(img, hsv_power, rng) if rng.random() < 0.5 else _levels(img, rng)
+
+
+def occluder_donors(faces: list[LabelledFace]) -> list[LabelledFace]:
+    """The faces whose exclude polygons cover at least MIN_OCCLUDER_SHARE of the crop: the occluders to paste."""
+    out = []
+    for f in faces:
+        if f.exclude is not None and (f.exclude > 0.5).mean() >= MIN_OCCLUDER_SHARE:
+            out.append(f)
+    return out
+
+
+def paste_occluder(img: np.ndarray, mask: np.ndarray, donor: LabelledFace, rng: np.random.Generator,
+                   jitter: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`donor`'s exclude-region pixels pasted over a random point of `mask` (turned by up to 180 degrees, scaled
+    by PASTE_SCALE, flipped half the time, colour-jittered): (image, mask with 0 under the paste, the 2x3 matrix
+    from the donor's crop to this one)."""
+    res = img.shape[0]
+    ys, xs = np.nonzero(donor.exclude > 0.5)
+    cx, cy = float(xs.mean()), float(ys.mean())
+    fy, fx = np.nonzero(mask[..., 0] > 0.5)
+    if len(fy):
+        k = int(rng.integers(len(fy)))
+        tx, ty = float(fx[k]), float(fy[k])
+    else:
+        tx, ty = rng.uniform(0, res, 2)
+    mat = cv2.getRotationMatrix2D((cx, cy), rng.uniform(-180, 180), rng.uniform(*PASTE_SCALE))
+    if rng.random() < 0.5:                                      # mirrored about the occluder's centre
+        mat = mat @ np.array([[-1.0, 0.0, 2 * cx], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    mat[:, 2] += (tx - cx, ty - cy)
+    alpha = cv2.warpAffine(donor.exclude, mat, (res, res), flags=cv2.INTER_LINEAR, borderValue=0)[..., None] > 0.5
+    patch = cv2.warpAffine(donor.image, mat, (res, res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if jitter:
+        patch = _colour_jitter(patch, rng, 0.3)
+    return np.where(alpha, patch, img), np.where(alpha, 0.0, mask).astype(np.float32), mat
+
+
+def augment(face: LabelledFace, pool: list[LabelledFace], rng: np.random.Generator,
+            donors: list[LabelledFace] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair (image, mask) from `face`, with a background from `pool` half the time and, given
+    `donors`, another face's labelled occluder pasted on with PASTE_CHANCE."""
     img, mask = face.image, face.mask
     res = img.shape[0]
     if len(pool) > 1 and rng.random() < 0.5:
         other = pool[int(rng.integers(len(pool)))]
         rot = cv2.getRotationMatrix2D((res / 2, res / 2), rng.uniform(-180, 180), 1.0)
         bg = cv2.warpAffine(other.image, rot, (res, res), borderMode=cv2.BORDER_REFLECT)
-        bg = random_hsv_shift(bg, 0.3, rng) if rng.random() < 0.5 else _levels(bg, rng)
+        bg = _colour_jitter(bg, rng, 0.3)
         img = img * mask + bg * (1 - mask)
+    others = [d for d in donors or () if d is not face]
+    if others and rng.random() < PASTE_CHANCE:
+        img, mask, _ = paste_occluder(img, mask, others[int(rng.integers(len(others)))], rng)
     params = gen_warp_params(res, True, rng, scale_range=(-0.05, 0.05))
     img = warp_by_params(params, img, True, True, True, border_replicate=True, interpolation=cv2.INTER_LINEAR)
     mask = warp_by_params(params, mask, True, True, True, border_replicate=False, interpolation=cv2.INTER_LINEAR)
@@ -138,7 +203,7 @@ def augment(face: LabelledFace, pool: list[LabelledFace], rng: np.random.Generat
         img = _flare(img, mask, rng)
     if rng.random() < 0.5:
         img = _flare(img, 1 - mask, rng)
-    img = random_hsv_shift(img, 0.25, rng) if rng.random() < 0.5 else _levels(img, rng)
+    img = _colour_jitter(img, rng, 0.25)
     img = _degrade(img, rng)
     return np.clip(img, 0, 1).astype(np.float32), (mask > 0.5).astype(np.float32)
 
@@ -147,8 +212,9 @@ class XSegBatches:
     """Endless augmented (images, masks) batches from the labelled faces of both sets."""
 
     def __init__(self, dirs: list[Path], face_type: FaceType, resolution: int, batch_size: int, seed: int = 0,
-                 prefetch: int = 4):
+                 prefetch: int = 4, paste_occluders: bool = False):
         self.faces = load_labelled(dirs, face_type, resolution)
+        self.donors = occluder_donors(self.faces) if paste_occluders else []
         self.batch_size, self.wait_seconds = batch_size, 0.0
         self._rng = np.random.default_rng(seed)
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -159,7 +225,7 @@ class XSegBatches:
 
     def make(self, rng: np.random.Generator) -> SimpleNamespace:
         picks = rng.integers(len(self.faces), size=self.batch_size)
-        pairs = [augment(self.faces[i], self.faces, rng) for i in picks]
+        pairs = [augment(self.faces[i], self.faces, rng, self.donors) for i in picks]
         return SimpleNamespace(images=np.stack([p[0] for p in pairs]), masks=np.stack([p[1] for p in pairs]))
 
     def _fill(self) -> None:

@@ -228,3 +228,19 @@ def test_a_save_from_before_frns_learned_epsilon_still_loads(src_faceset, dst_fa
     finally:
         model.batches.close()
         model.lock.release()
+
+
+@pytest.mark.parametrize("given, expected", [({}, True), ({"paste_occluders": "n"}, False)])
+def test_paste_occluders_option_reaches_the_sampler_and_is_saved(src_faceset, dst_faceset, tmp_path, given, expected):
+    from models.xseg import XSegModel
+    tex = [cv2.imread(str(p)) for p in sorted(dst_faceset.glob("*.jpg"))[:2]]
+    label_faces(sorted(src_faceset.glob("*.jpg"))[:3], tex, tmp_path / "l", seed=3)
+    model = XSegModel(tmp_path / "m", tmp_path / "l", tmp_path / "l", "x", {"resolution": "64", **given},
+                      silent_start=True)
+    try:
+        assert model.options["paste_occluders"] is expected
+        assert len(model.batches.donors) == (3 if expected else 0)
+        model.save()
+    finally:
+        model.close()
+    assert json.loads((tmp_path / "m" / "x_XSeg_data.json").read_text())["options"]["paste_occluders"] is expected

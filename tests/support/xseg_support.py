@@ -82,7 +82,8 @@ def copy_faces(faces: list[Path], out: Path) -> list[Path]:
 
 
 def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Path, n_train: int, n_test: int,
-                         resolution: int, iterations: int, minutes: float = 0.0, batch_size: int = 4) -> dict:
+                         resolution: int, iterations: int, minutes: float = 0.0, batch_size: int = 4,
+                         options: dict | None = None) -> dict:
     """Label `n_train` faces with pasted occluders, train XSeg on them, score it on `n_test` other faces.
 
     Returns iterations, minutes, mean / min IoU against the truth on the held-out faces, and the
@@ -94,7 +95,8 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
     train = label_faces(faces[:n_train], textures, work / "train", seed=1)
     test = label_faces(faces[n_train:n_train + n_test], textures[::-1], work / "test", seed=2)
     model = XSegModel(work / "model", work / "train", work / "train", "occl",
-                      {"resolution": str(resolution), "batch_size": str(batch_size)}, silent_start=True)
+                      {"resolution": str(resolution), "batch_size": str(batch_size), **(options or {})},
+                      silent_start=True)
     t0 = time.monotonic()
     try:
         while model.iter < iterations and not (minutes and time.monotonic() - t0 > minutes * 60):
@@ -120,17 +122,19 @@ def occlusion_experiment(faces: list[Path], textures: list[np.ndarray], work: Pa
                              "mean_mask_on_occluder": round(float(soft[o].mean()), 3)})
     finally:
         predictor.close()
-    return {"iterations": predictor.iteration, "minutes": round(spent, 2), "train_faces": len(train),
+    return {"iterations": predictor.iteration, "minutes": round(spent, 2), "options": options or {},
+            "train_faces": len(train),
             "test_faces": len(test), "iou_mean": float(np.mean(ious)), "iou_min": float(np.min(ious)),
             "excluded_mean": float(np.mean(excluded)), "excluded_min": float(np.min(excluded)),
             "faces_80pct_excluded": int(sum(e >= 0.8 for e in excluded)), "per_face": per_face}
 
 
-if __name__ == "__main__":      # the acceptance measurement: python -m tests.support.xseg_support FACES TEXTURES WORK ...
+if __name__ == "__main__":      # python -m tests.support.xseg_support FACES TEXTURES WORK RES ITERS MIN [name=value ...]
     import json
     import sys
     faces_dir, tex_dir, work_dir = (Path(a) for a in sys.argv[1:4])
     res, iters, mins = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+    opts = dict(a.split("=", 1) for a in sys.argv[7:])       # XSeg options, e.g. paste_occluders=n
     tex = [cv2.imread(str(p)) for p in sorted(tex_dir.glob("*.png"))[::20]]
-    print(json.dumps(occlusion_experiment(sorted(faces_dir.glob("*.jpg")), tex, work_dir, 40, 20, res, iters, mins),
-                     indent=1))
+    print(json.dumps(occlusion_experiment(sorted(faces_dir.glob("*.jpg")), tex, work_dir, 40, 20, res, iters, mins,
+                                          options=opts), indent=1))

@@ -21,7 +21,7 @@ import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from core import interact
 from core.errors import VisageError
@@ -44,6 +44,10 @@ class Option:
     locked: bool = False            # asked on the first run only
     aliases: tuple = ()             # (other spelling, choice) pairs also accepted, e.g. ('whole_face', 'wf')
     asked: bool = True              # prompted for when not given (False: flag or default only)
+    # a default that follows the options resolved before it, e.g. DeepFaceLab's GAN patch size of
+    # resolution // 8: (function of those values, what --help shows for it); `default` is then its
+    # value at the schema's own defaults
+    derived: tuple[Callable[[Mapping[str, Any]], Any], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -114,10 +118,15 @@ class Option:
             return self.parse(interact.input_float(text, float(default), (self.lo, self.hi), self.help))
         return interact.input_str(text, str(default), self.help)
 
+    def default_for(self, earlier: Mapping[str, Any]) -> Any:
+        """The default given the values of the options before it (`derived`), else the fixed one."""
+        return self.parse(self.derived[0](earlier)) if self.derived else self.default
+
     def facts(self, choices: bool = True) -> str:
         """'default 7, 1..20' / 'default png, png/jpg' / 'default y': what --help shows after the text
         (a flag's choices are in argparse's own {a,b} already: `choices=False`)."""
         shown = ("n", "y")[self.default] if self.kind is bool else self.default
+        shown = self.derived[1] if self.derived else shown
         facts = [f"default {shown}" if shown not in ("", None) else "no default"]
         if self.choices and choices:
             facts.append("/".join(map(str, self.choices)))
@@ -279,11 +288,11 @@ def resolve(schema: Iterable[Option], given: Mapping[str, Any], saved: Mapping[s
         elif opt.name in given:
             values[opt.name] = opt.parse(given[opt.name])
         elif ask and opt.asked:
-            values[opt.name] = opt.ask(saved.get(opt.name))
+            values[opt.name] = opt.ask(saved[opt.name] if opt.name in saved else opt.default_for(values))
         elif opt.name in saved:
             values[opt.name] = opt.parse(saved[opt.name])
         else:
-            values[opt.name] = opt.default
+            values[opt.name] = opt.default_for(values)
     return values
 
 

@@ -24,6 +24,18 @@ from core.options import Option
 from models.saehd import SAEHD_OPTIONS, SAEHDModel, batch_tuple
 
 _AMP_FACE_TYPES = (FaceType.FULL, FaceType.WHOLE_FACE, FaceType.HEAD)
+
+
+def snap_resolution(resolution: int) -> int:
+    """The resolution AMP's network is built at: rounded down to a multiple of 32, at least 64."""
+    from core.nn.amp_archi import RESOLUTION_STEP
+    return max(64, resolution // RESOLUTION_STEP * RESOLUTION_STEP)
+
+
+def gan_patch_default(o) -> int:
+    """DeepFaceLab's default GAN patch size for AMP: the snapped resolution // 8, fixed at the first run."""
+    return snap_resolution(o["resolution"]) // 8
+
 _S = {o.name: o for o in SAEHD_OPTIONS}
 AMP_OPTIONS = (
     _S["random_src_flip"], _S["random_dst_flip"], replace(_S["batch_size"], default=8),
@@ -44,7 +56,8 @@ AMP_OPTIONS = (
            locked=True),
     _S["uniform_yaw"], _S["blur_out_mask"], _S["lr_dropout"], _S["models_opt_on_gpu"], _S["random_warp"],
     _S["gan_power"],
-    replace(_S["gan_patch_size"], default=28, help=_S["gan_patch_size"].help.replace("(16 for 128)", "(28 for 224)")),
+    replace(_S["gan_patch_size"], default=28, help=_S["gan_patch_size"].help.replace("(16 for 128)", "(28 for 224)"),
+            derived=(gan_patch_default, "resolution / 8")),
     _S["gan_dims"], _S["ct_mode"], _S["clipgrad"],
 )
 
@@ -60,8 +73,7 @@ class AMPModel(SAEHDModel):
     @classmethod
     def settings_from_options(cls, o: dict) -> dict:
         """DFL's snapping (resolution down to a multiple of 32, even dims) and the optimizer settings."""
-        from core.nn.amp_archi import RESOLUTION_STEP
-        o["resolution"] = max(64, o["resolution"] // RESOLUTION_STEP * RESOLUTION_STEP)
+        o["resolution"] = snap_resolution(o["resolution"])
         for k in ("e_dims", "d_dims", "d_mask_dims"):
             o[k] += o[k] % 2
         if face_type_from_str(o["face_type"]) not in _AMP_FACE_TYPES:

@@ -16,6 +16,21 @@ from core.facelib.face_type import SHORT_NAMES, TRAINABLE, face_type_from_str, f
 from core.options import Option
 from models.model_base import COMMON_OPTIONS, ModelBase
 
+def snap_resolution(resolution: int, archi: str) -> int:
+    """The resolution the network is built at: the nearest multiple of 16 (32 for -d archis)."""
+    from core.nn.archis import resolution_step
+    step = resolution_step(archi)
+    return max(step, int(round(resolution / step) * step))
+
+
+def gan_patch_default(o) -> int:
+    """DeepFaceLab's default GAN patch size: the (snapped) resolution // 8, fixed at the model's first run."""
+    try:
+        return max(3, snap_resolution(o["resolution"], o["archi"]) // 8)
+    except ValueError:              # a bad archi: settings_from_options names it in one line
+        return max(3, o["resolution"] // 8)
+
+
 SAEHD_OPTIONS = (
     Option("random_src_flip", bool, False, "Random horizontal flips of src faces: more angles covered, "
            "but the face looks less like the real person (faces are not symmetric).", prompt="Flip SRC faces randomly"),
@@ -62,8 +77,8 @@ SAEHD_OPTIONS = (
            "off, and do not turn it off again. Higher values risk artefacts; typical fine value is 0.1.",
            prompt="GAN power", lo=0.0, hi=5.0),
     Option("gan_patch_size", int, 16, "Patch size of the GAN's discriminator: higher is better quality and needs "
-           "more memory; even the lowest setting sharpens edges. Typical fine value is resolution / 8 (16 for 128).",
-           prompt="GAN patch size", lo=3, hi=640),
+           "more memory; even the lowest setting sharpens edges. Typical fine value is resolution / 8, the default "
+           "(16 for 128).", prompt="GAN patch size", lo=3, hi=640, derived=(gan_patch_default, "resolution / 8")),
     Option("gan_dims", int, 16, "Dimensions of the GAN's discriminator: higher needs more memory; even the "
            "lowest setting sharpens edges. Typical fine value is 16.", prompt="GAN dimensions", lo=4, hi=512),
     Option("true_face_power", float, 0.0, "Experimental, df archis only: a discriminator on the latent code "
@@ -130,13 +145,12 @@ class SAEHDModel(ModelBase):
 
         A classmethod so the merger can rebuild the network from saved options alone.
         """
-        from core.nn.archis import parse_archi, resolution_step
+        from core.nn.archis import parse_archi
         try:
             kind, _ = parse_archi(o["archi"])
         except ValueError as e:
             raise VisageError(f"option archi: {e}") from None
-        step = resolution_step(o["archi"])
-        res = max(step, int(round(o["resolution"] / step) * step))
+        res = snap_resolution(o["resolution"], o["archi"])
         o["resolution"] = res
         for k in ("e_dims", "d_dims", "d_mask_dims"):
             o[k] += o[k] % 2

@@ -82,7 +82,7 @@ class TrainLogs:
     def after_iteration(self, ms: float) -> str | None:
         """Record the iteration just trained; returns a validation line when one was measured."""
         m = self.model
-        src, dst = m.loss_history[-1]
+        src, dst = m.loss_history[-1][:2]          # the discriminators' columns (GAN, true face) follow
         self.ms_mean = ms if not self.ms_mean else 0.98 * self.ms_mean + 0.02 * ms
         target = m.options["target_iter"]
         m.eta = format_eta(max(0, target - m.iter) * self.ms_mean / 1000) if target else ""

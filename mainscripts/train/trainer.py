@@ -1,9 +1,9 @@
 """`train`: DeepFaceLab's trainer loop for every model in models.MODELS.
 
-Console line `[HH:MM:SS][#000123][0456ms][0.1234][0.2345]` (iteration, ms for it, src and
-dst loss); autosave every 25 minutes, at iteration 1 and on exit; autobackup every N hours;
-an OpenCV preview window with DeepFaceLab's keys, or with --no-preview the same preview and
-a loss plot written as images to the model folder. Ctrl-C saves and exits; a non-finite loss
+Console line `[HH:MM:SS][#000123][0456ms][0.1234][0.2345]` (iteration, ms for it — `15.38s`
+from 10 s on, as DeepFaceLab —, src and dst loss); autosave every 25 minutes, at iteration 1 and
+on exit; autobackup every N hours; an OpenCV preview window with DeepFaceLab's keys, or with
+--no-preview the same preview and a loss plot written as images to the model folder. Ctrl-C saves and exits; a non-finite loss
 stops without saving, so the last good save stays.
 """
 from __future__ import annotations
@@ -175,10 +175,15 @@ class StatusLine:
             self.open = False
 
 
+def step_time(ms: float) -> str:
+    """DeepFaceLab's step time: `0456ms` below 10 s, from 10 s on seconds in 5 characters (`15.38s`)."""
+    return f"{int(ms):04d}ms" if ms < 10000 else f"{ms / 1000:0.4f}"[:5] + "s"
+
+
 def status_line(it: int, ms: float, src: float, dst: float | None, eta: str = "") -> str:
-    """DeepFaceLab's line: time, iteration, step ms, src and dst loss (one loss when `dst` is None: XSeg)."""
+    """DeepFaceLab's line: time, iteration, step time, src and dst loss (one loss when `dst` is None: XSeg)."""
     losses = f"[{src:.4f}]" + ("" if dst is None else f"[{dst:.4f}]")
-    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{int(ms):04d}ms]{losses}" + (f"[ETA {eta}]" if eta else "")
+    return f"[{time.strftime('%H:%M:%S')}][#{it:06d}][{step_time(ms)}]{losses}" + (f"[ETA {eta}]" if eta else "")
 
 
 def train(model, window: bool = True, autosave_minutes: float = AUTOSAVE_MINUTES, max_minutes: float = 0,

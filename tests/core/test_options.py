@@ -86,3 +86,20 @@ def test_a_flag_refuses_what_the_schema_refuses(raw):
         opt.parse(raw)
     with pytest.raises(VisageError, match="not a valid int"):
         opt.parse(True)                                           # a bool is not a number
+
+
+def _half_resolution(values):
+    return values["resolution"] // 2
+
+
+def test_a_derived_default_follows_the_options_before_it_unless_given_or_saved(monkeypatch):
+    schema = SCHEMA[:1] + [Option("patch", int, 64, "patch", lo=3, hi=640, derived=(_half_resolution, "resolution / 2"))]
+    assert resolve(schema, {})["patch"] == 64
+    assert resolve(schema, {"resolution": "96"})["patch"] == 48
+    assert resolve(schema, {"resolution": "96", "patch": "5"})["patch"] == 5
+    assert resolve(schema, {}, {"resolution": 96, "patch": 7})["patch"] == 7       # the first run's value stays
+    assert "default resolution / 2" in schema[1].facts()
+    shown = []
+    monkeypatch.setattr(Option, "ask", lambda self, default=None: shown.append(default) or self.parse(default))
+    assert resolve(schema, {"resolution": "80"}, ask=True)["patch"] == 40
+    assert shown[-1] == 40                                       # the prompt offers the derived value

@@ -223,3 +223,11 @@ def test_exported_amp_dfm_predicts_as_the_merger(amp, predictions):
                                                         morph_in.name: np.array([m], np.float32)})
             for got, expected in ((face, want[m][0]), (face_mask, want[m][1]), (dst_mask, want[m][2])):
                 assert got.shape == expected.shape and np.abs(got - expected).max() <= tolerance, (path.name, m)
+
+
+@pytest.mark.parametrize("resolution,patch", [(None, 28), ("64", 8), ("100", 12)])
+def test_amp_gan_patch_size_defaults_to_the_snapped_resolution_over_8_as_dfl(resolution, patch):
+    from core.options import resolve
+    from models.amp import AMPModel
+    given = {"resolution": resolution} if resolution else {}
+    assert resolve(AMPModel.option_schema(), given)["gan_patch_size"] == patch

@@ -190,3 +190,14 @@ def test_changing_the_gan_shape_reinitialises_only_the_discriminator(df_model, s
         assert np.isfinite(model.train_iteration()).all()
     finally:
         model.close()
+
+
+@pytest.mark.parametrize("given,patch", [({}, 16), ({"resolution": "64"}, 8), ({"resolution": "100"}, 12),
+                                         ({"resolution": "200", "archi": "liae-ud"}, 24),   # snapped to 192 first
+                                         ({"resolution": "64", "gan_patch_size": "5"}, 5)])
+def test_gan_patch_size_defaults_to_the_snapped_resolution_over_8_as_dfl(given, patch):
+    from core.options import resolve
+    from models.saehd import SAEHDModel
+    assert resolve(SAEHDModel.option_schema(), given)["gan_patch_size"] == patch
+    saved = resolve(SAEHDModel.option_schema(), {"resolution": "128"})    # a model made at 128 keeps its 16
+    assert resolve(SAEHDModel.option_schema(), {}, {**saved, "resolution": 64})["gan_patch_size"] == 16

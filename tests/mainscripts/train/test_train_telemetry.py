@@ -171,3 +171,21 @@ def test_find_lr_leaves_the_model_alone_and_its_rate_trains(tiny_model, src_face
         finally:
             model.close()
     assert drops[0] > 0.5 and drops[0] > drops[1] + 0.5, drops
+
+
+@pytest.mark.parametrize("ms,shown", [(456.7, "[0456ms]"), (9999.9, "[9999ms]"), (10000, "[10.00s]"),
+                                      (15384.0, "[15.38s]"), (123456.0, "[123.4s]")])
+def test_status_line_shows_the_step_time_as_dfl(ms, shown):
+    """DeepFaceLab switches to seconds at 10 s; tools that read its lines (bench.py) expect that."""
+    from mainscripts.train.trainer import status_line
+    line = status_line(7, ms, 1.5, 2.25)
+    assert line[10:] == f"[#000007]{shown}[1.5000][2.2500]"
+
+
+def test_train_with_the_gan_on_logs_src_and_dst(src_faceset, dst_faceset, tmp_path):
+    """With the GAN on, loss_history rows carry the discriminator's column too; train runs and logs."""
+    opts = TINY + ["gan_power=0.1", "gan_patch_size=8", "gan_dims=4", "target_iter=2", "validation_faces=0"]
+    assert train_cli(src_faceset, dst_faceset, tmp_path, opts=opts) == 0
+    rows = list(csv.DictReader((tmp_path / "t_SAEHD_history.csv").open()))
+    history = data(tmp_path)["loss_history"]
+    assert len(history[-1]) > 2 and [r["src_loss"] for r in rows] == [f"{h[0]:.5f}" for h in history]

@@ -111,7 +111,7 @@ def test_xseg_learns_the_labelled_occluders(src_faceset, dst_faceset, tmp_path, 
                  "--training-data-dst-dir", str(tmp_path / "faces"), "--model-dir", str(model),
                  "--force-model-name", "x", "--no-preview", "--silent-start", "--opt", "resolution=64",
                  "--opt", "target_iter=200"]) == 0
-    first = re.search(r"\[#000001\]\[\d+ms\](.*)", capsys.readouterr().out).group(1)
+    first = re.search(r"\[#000001\]\[(?:\d+ms|\d+\.\d+s)\](.*)", capsys.readouterr().out).group(1)
     assert re.match(r"\[\d+\.\d{4}\](?!\[\d)", first), first          # its one loss, once (not as src and dst)
     data = json.loads((model / "x_XSeg_data.json").read_text())
     assert data["iter"] == 200 and data["options"]["face_type"] == "wf"

@@ -69,7 +69,7 @@ def test_two_workers_on_one_host_train_in_lockstep_and_only_the_chief_saves(src_
     assert "worker 0 of 2 workers (2 replicas in all, chief)" in chief, chief
     assert "worker 1 of 2 workers (2 replicas in all)" in worker and "the chief holds the model" in worker, worker
     # both took the three steps together: each prints the losses of the whole (all-reduced) batch
-    last = [re.search(r"\]\[#000003\]\[\d+ms\](\[[0-9.]+\]\[[0-9.]+\])", out) for out in (chief, worker)]
+    last = [re.search(r"\]\[#000003\]\[(?:\d+ms|\d+\.\d+s)\](\[[0-9.]+\]\[[0-9.]+\])", out) for out in (chief, worker)]
     assert all(last) and last[0].group(1) == last[1].group(1), (chief, worker)
     assert data(tmp_path / "worker0")["iter"] == 3
     assert [f.name for f in (tmp_path / "worker1").iterdir()] in ([], ["t_SAEHD_lock"])    # nothing saved there
